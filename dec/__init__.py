@@ -1,0 +1,1 @@
+"""heobs-dec: Deep Embedded Clustering and CaffeNet fine-tuning on BVLC Caffe."""

@@ -1,0 +1,126 @@
+"""LevelDB stores of Caffe `Datum` records, laid out as DEC's dec.py writes them.
+
+Keys are DEC's '{:08}' (zero-padded index, so LevelDB's byte order is the
+sample order). Float features go to `float_data` as a (D, 1, 1) datum, uint8
+images to `data` as (C, H, W) — what caffe.io.array_to_datum makes of them.
+Writes are atomic: a new database is built beside the target and renamed over
+it, so an interrupt never leaves a half-written store under the real name.
+"""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import plyvel
+
+KEY_FORMAT = "{:08}"  # dec.py write_db / update_db
+
+
+def key(index):
+    return KEY_FORMAT.format(index).encode()
+
+
+def _datum_class():
+    from .engine import import_caffe
+    return import_caffe().proto.caffe_pb2.Datum
+
+
+def to_datum(x, label=0, Datum=None):
+    """One sample as a Datum: float → float_data (D,1,1); uint8 → data (C,H,W)."""
+    Datum = Datum or _datum_class()
+    x = np.asarray(x)
+    datum = Datum()
+    datum.label = int(label)
+    if x.dtype == np.uint8:
+        if x.ndim == 2:
+            x = x[None]
+        elif x.ndim != 3:
+            x = x.reshape(x.size, 1, 1)
+        datum.channels, datum.height, datum.width = x.shape
+        datum.data = x.tobytes()
+    else:
+        datum.channels, datum.height, datum.width = x.size, 1, 1
+        datum.float_data.extend(x.astype(np.float32).ravel().tolist())
+    return datum
+
+
+def from_datum(datum):
+    """The array of a Datum: float_data as float32 (D,), data as uint8 (C,H,W)."""
+    if len(datum.float_data):
+        return np.asarray(datum.float_data, dtype=np.float32)
+    return np.frombuffer(datum.data, dtype=np.uint8).reshape(
+        datum.channels, datum.height, datum.width)
+
+
+def _replace(tmp, path):
+    path = Path(path)
+    old = None
+    if path.exists():
+        old = path.with_name(path.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+    os.rename(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_db(path, samples, labels=None, start=0, batch=4096):
+    """Write samples (N x ... array, or an iterable of arrays) atomically.
+
+    Records get keys start, start+1, ... Returns the number written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Datum = _datum_class()
+    tmp = tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent)
+    try:
+        db = plyvel.DB(tmp, create_if_missing=True, error_if_exists=False)
+        n = 0
+        wb = db.write_batch()
+        for i, x in enumerate(samples):
+            label = 0 if labels is None else labels[i]
+            wb.put(key(start + i), to_datum(x, label, Datum).SerializeToString())
+            n += 1
+            if n % batch == 0:
+                wb.write()
+                wb = db.write_batch()
+        wb.write()
+        db.close()
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{path}: {n} samples but {len(labels)} labels")
+        _replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return n
+
+
+def read_db(path, limit=None):
+    """All records in key order: (array of samples, array of int labels)."""
+    path = Path(path)
+    if not (path / "CURRENT").exists():
+        raise FileNotFoundError(f"no LevelDB database at {path}")
+    Datum = _datum_class()
+    xs, ys = [], []
+    db = plyvel.DB(str(path), create_if_missing=False)
+    try:
+        datum = Datum()
+        for i, (_, value) in enumerate(db.iterator()):
+            if limit is not None and i >= limit:
+                break
+            datum.ParseFromString(value)
+            xs.append(from_datum(datum))
+            ys.append(datum.label)
+    finally:
+        db.close()
+    if not xs:
+        raise ValueError(f"{path} is empty")
+    return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+
+def count_db(path):
+    db = plyvel.DB(str(path), create_if_missing=False)
+    try:
+        return sum(1 for _ in db.iterator(include_value=False))
+    finally:
+        db.close()

@@ -1,0 +1,244 @@
+"""The Caffe engine: the MultiTLoss layer and the two DEC fork features."""
+import os
+import subprocess
+import textwrap
+
+import numpy as np
+import pytest
+
+from dec import db, engine, multi_t
+
+caffe = engine.import_caffe()
+
+LAYER_NET = engine.MODELS / "engine" / "multi_t_loss.prototxt"
+ENGINE_SRC = engine.REPO / "engine" / "src"
+
+
+def rel_err(actual, expected):
+    return np.linalg.norm(np.ravel(actual) - np.ravel(expected)) / np.linalg.norm(expected)
+
+
+def test_layer_gtest_on_cpu_passes():
+    """The layer's own gtest (forward against a reference, GradientChecker)."""
+    binary = engine.tool("test_multi_t_loss.testbin")
+    # The test binary keeps its build-tree RPATH: point it at the installed lib.
+    env = dict(os.environ, LD_LIBRARY_PATH=str(engine.prefix() / "lib"))
+    run = subprocess.run([str(binary), "--gtest_filter=-*GPU*"], capture_output=True,
+                         text=True, cwd=engine.prefix(), timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "[  PASSED  ]" in run.stdout
+    # 7 tests for each of float and double.
+    assert "14 tests from" in run.stdout
+
+
+@pytest.fixture
+def rng(request):
+    seed = int.from_bytes(os.urandom(4), "little")  # fresh inputs every run
+    print(f"seed {seed}")
+    return np.random.default_rng(seed)
+
+
+def run_layer_net(z, p, mu, s):
+    net = caffe.Net(str(LAYER_NET), caffe.TRAIN)
+    net.blobs["z"].reshape(*z.shape)
+    net.blobs["p"].reshape(*p.shape)
+    net.reshape()
+    net.blobs["z"].data[...] = z
+    net.blobs["p"].data[...] = p
+    centres, inv_var, _ = net.params["loss"]
+    centres.data[...] = mu.reshape(centres.data.shape)
+    inv_var.data[...] = s.reshape(inv_var.data.shape)
+    centres.diff[...] = 0
+    inv_var.diff[...] = 0
+    net.forward()
+    net.backward()
+    return net
+
+
+def test_layer_matches_numpy_reference_float32(rng):
+    m, k, c = 97, 10, 10
+    z = rng.normal(size=(m, k)).astype(np.float32)
+    mu = rng.normal(size=(k, c)).astype(np.float32)
+    s = rng.uniform(0.5, 1.5, size=(k, c)).astype(np.float32)
+    p = multi_t.target_distribution(rng.dirichlet(np.ones(c), size=m)).astype(np.float32)
+    net = run_layer_net(z, p, mu, s)
+
+    loss, q, dz, dmu, ds = multi_t.loss_and_gradients(
+        z.astype(np.float64), p.astype(np.float64), mu.astype(np.float64), s.astype(np.float64))
+    assert abs(net.blobs["loss"].data.item() - loss) / loss < 1e-4
+    assert rel_err(net.blobs["proba"].data.reshape(m, c), q) < 1e-4
+    assert rel_err(net.blobs["z"].diff, dz) < 1e-4
+    assert rel_err(net.params["loss"][0].diff.reshape(k, c), dmu) < 1e-4
+    np.testing.assert_array_equal(net.blobs["ind"].data.ravel(), q.argmax(axis=1))
+    # force_backward asks every parameter's gradient, s's too.
+    assert rel_err(net.params["loss"][1].diff.reshape(k, c), ds) < 1e-4
+
+
+def test_layer_loss_is_zero_when_target_equals_q(rng):
+    m, k, c = 50, 10, 10
+    z = rng.normal(size=(m, k)).astype(np.float32)
+    mu = rng.normal(size=(k, c)).astype(np.float32)
+    s = np.ones((k, c), np.float32)
+    q, _ = multi_t.soft_assignment(z.astype(np.float64), mu.astype(np.float64))
+    net = run_layer_net(z, q.astype(np.float32), mu, s)
+    assert abs(net.blobs["loss"].data.item()) < 1e-5
+    assert np.abs(net.blobs["z"].diff).max() < 1e-5
+
+
+V1_DEC_NET = """\
+name: "dec_v1_check"
+layers {{
+  name: "data"
+  type: DATA
+  top: "data"
+  data_param {{ seek: "{seek}" source: "{data_db}" backend: LEVELDB batch_size: {batch} }}
+  transform_param {{ scale: 1.0 }}
+  include: {{ phase: TRAIN }}
+}}
+layers {{
+  name: "label"
+  type: DATA
+  top: "label"
+  data_param {{ seek: "{seek}" source: "{label_db}" backend: LEVELDB batch_size: {batch} }}
+  transform_param {{ scale: 1.0 }}
+  include: {{ phase: TRAIN }}
+}}
+layers {{
+  name: "encoder"
+  type: INNER_PRODUCT
+  bottom: "data"
+  top: "encoder"
+  blobs_lr: 1
+  blobs_lr: 2
+  weight_decay: 1
+  weight_decay: 0
+  inner_product_param {{
+    num_output: {dim}
+    weight_filler {{ type: "gaussian" std: 0.05 }}
+    bias_filler {{ type: "constant" value: 0 }}
+  }}
+}}
+layers {{
+  name: "loss"
+  type: MULTI_T_LOSS
+  bottom: "encoder"
+  bottom: "label"
+  blobs_lr: 1.
+  blobs_lr: 0.
+  blobs_lr: 0.
+  top: "loss"
+  top: "std"
+  top: "ind"
+  top: "proba"
+  multi_t_loss_param {{
+    num_center: {clusters}
+    alpha: 1
+    lambda: 2
+    beta: 1
+    bandwidth: 0.1
+    weight_filler {{ type: 'gaussian' std: 0.5 }}
+  }}
+}}
+layers {{
+  name: "silence"
+  type: SILENCE
+  bottom: "label"
+  bottom: "ind"
+  bottom: "proba"
+}}
+"""
+
+
+def test_dec_v1_prototxt_with_seek_loads_and_trains(tmp_path, rng):
+    """DEC's V1 text (report §3.1.3) loads unchanged; the data starts at `seek`."""
+    n, d, dim, clusters, batch, start = 20, 6, 3, 4, 8, 15
+    x = np.arange(n, dtype=np.float64)[:, None] + rng.uniform(0, 0.5, size=(n, d))
+    p = multi_t.target_distribution(rng.dirichlet(np.ones(clusters), size=n))
+    db.write_db(tmp_path / "data", x)
+    db.write_db(tmp_path / "label", p)
+    net_file = tmp_path / "net.prototxt"
+    net_file.write_text(V1_DEC_NET.format(
+        seek=db.KEY_FORMAT.format(start), data_db=tmp_path / "data",
+        label_db=tmp_path / "label", batch=batch, dim=dim, clusters=clusters))
+
+    net = caffe.Net(str(net_file), caffe.TRAIN)
+    assert "MultiTLoss" in [layer.type for layer in net.layers]
+    net.forward()
+    rows = [(start + i) % n for i in range(batch)]  # 15..19 then wraps to 0, 1, 2
+    np.testing.assert_allclose(net.blobs["data"].data.reshape(batch, d), x[rows], rtol=1e-6)
+    np.testing.assert_allclose(net.blobs["label"].data.reshape(batch, clusters), p[rows],
+                               rtol=1e-6)
+    assert np.isfinite(net.blobs["loss"].data.item())
+    net.backward()
+    assert np.abs(net.params["encoder"][0].diff).sum() > 0
+    assert np.abs(net.params["loss"][0].diff).sum() > 0
+    # blobs_lr 1, 0, 0 became lr_mult: the fixed inverse variances get no gradient.
+    assert not net.params["loss"][1].diff.any()
+
+
+BURNIN_NET = """\
+name: "burnin"
+layer {
+  name: "x" type: "DummyData" top: "x"
+  dummy_data_param { shape { dim: 1 dim: 1 } data_filler { type: "constant" value: 1 } }
+}
+layer {
+  name: "w" type: "InnerProduct" bottom: "x" top: "y" loss_weight: 1
+  inner_product_param { num_output: 1 bias_term: false
+                        weight_filler { type: "constant" value: 0 } }
+}
+"""
+
+
+def test_momentum_burnin_ramps_momentum_linearly(tmp_path):
+    """loss = w·1, so the gradient is 1 and each update shows the momentum used."""
+    lr, momentum, burnin, steps = 0.1, 0.9, 4, 8
+    (tmp_path / "net.prototxt").write_text(BURNIN_NET)
+    (tmp_path / "solver.prototxt").write_text(textwrap.dedent(f"""\
+        net: "{tmp_path / 'net.prototxt'}"
+        base_lr: {lr}
+        lr_policy: "fixed"
+        momentum: {momentum}
+        momentum_burnin: {burnin}
+        max_iter: {steps}
+        solver_mode: CPU
+        """))
+    solver = caffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+    weights = [0.0]
+    for _ in range(steps):
+        solver.step(1)
+        weights.append(float(solver.net.params["w"][0].data.ravel()[0]))
+    history, expected = 0.0, [0.0]
+    for it in range(steps):
+        m = momentum * min(it, burnin) / burnin
+        history = m * history + lr * 1.0
+        expected.append(expected[-1] - history)
+    np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-7)
+    # Without the ramp the trajectory would differ from the second step on.
+    plain = [0.0, -lr, -lr - (momentum * lr + lr)]
+    assert abs(weights[2] - plain[2]) > 1e-3
+
+
+NVCC = os.environ.get("CUDA_HOME", "/usr/local/cuda") + "/bin/nvcc"
+
+
+@pytest.mark.skipif(not os.path.exists(NVCC), reason="no nvcc on this machine")
+def test_cuda_layer_compiles_against_caffe_headers(tmp_path):
+    """Type-check the layer's CUDA code (no GPU needed): nvcc -c of the .cu file.
+
+    cuBLAS/cuRAND headers come from `make cuda-extras` (set up by make test)."""
+    extras = subprocess.run([str(engine.REPO / "engine" / "fetch_cuda_extras.sh"), "--cached"],
+                            capture_output=True, text=True)
+    assert extras.returncode == 0, extras.stderr
+    include = [engine.prefix() / "include", ENGINE_SRC / "include",
+               extras.stdout.strip() + "/include"]
+    cmd = [NVCC, "-c", str(ENGINE_SRC / "src/caffe/layers/multi_t_loss_layer.cu"),
+           "-o", str(tmp_path / "layer.o"), "-std=c++17", "-Xcompiler", "-fPIC",
+           "-gencode", "arch=compute_75,code=sm_75", "-DUSE_LEVELDB", "-DUSE_LMDB"]
+    cmd += [f"-I{path}" for path in include]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    symbols = subprocess.run(["nm", "-C", str(tmp_path / "layer.o")], capture_output=True,
+                             text=True).stdout
+    assert "MultiTLossLayer<float>::Forward_gpu" in symbols
+    assert "MultiTLossLayer<double>::Backward_gpu" in symbols
