@@ -39,3 +39,22 @@ def tool(name="caffe"):
     if not path.exists():
         raise CaffeMissing(f"{path} is missing; run `make caffe`")
     return path
+
+
+_device = {"gpu": None}
+
+
+def use_device(gpu=None):
+    """Run on GPU `gpu` (an id), or on the CPU when None."""
+    caffe = import_caffe()
+    if gpu is None:
+        caffe.set_mode_cpu()
+    else:
+        caffe.set_device(int(gpu))
+        caffe.set_mode_gpu()
+    _device["gpu"] = gpu
+
+
+def solver_mode():
+    """solver_mode for the solver files a run writes (read by the `caffe` tool)."""
+    return "CPU" if _device["gpu"] is None else "GPU"

@@ -77,8 +77,7 @@ if [ "$cuda" = 1 ]; then
   if [ -n "${CUDA_EXTRA_ROOT:-}" ]; then
     cmake_args+=(-DCMAKE_CXX_FLAGS="-I$CUDA_EXTRA_ROOT/include"
                  -DCUDA_NVCC_FLAGS="-I$CUDA_EXTRA_ROOT/include"
-                 -DCUDA_CUBLAS_LIBRARIES="$CUDA_EXTRA_ROOT/lib/libcublas.so"
-                 -DCUDA_curand_LIBRARY="$CUDA_EXTRA_ROOT/lib/libcurand.so")
+                 -DCMAKE_LIBRARY_PATH="$CUDA_EXTRA_ROOT/lib")  # FindCUDA looks there
   fi
 else
   cmake_args+=(-DCPU_ONLY=ON)

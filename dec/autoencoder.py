@@ -1,0 +1,105 @@
+"""DEC's stacked autoencoder: greedy layer-wise denoising pretraining, then
+end-to-end fine-tuning (pretrain.py), and embedding with the deploy net.
+
+Each stage writes its weights to the run folder; a finished stage is skipped
+when the run is started again, an unfinished one resumes from its snapshot.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from . import nets, solve
+from .engine import import_caffe, solver_mode
+
+
+def _write(path, text):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
+    """All stages; returns the fine-tuned autoencoder's weights file."""
+    run_dir = Path(run_dir)
+    net_dir, snap_dir = run_dir / "nets", run_dir / "snapshots"
+    net_dir.mkdir(parents=True, exist_ok=True)
+    snap_dir.mkdir(parents=True, exist_ok=True)
+    dims = sched.dims
+    n_layers = len(dims) - 1
+    names = ["data"] + nets.blob_names(n_layers)
+    final = run_dir / "autoencoder.caffemodel"
+    if final.exists():
+        log(f"autoencoder: done ({final})")
+        return final
+
+    decoders = {}
+    previous = None
+    for layer in range(n_layers):
+        stage = f"pretrain layer {layer + 1}/{n_layers}"
+        weights = run_dir / f"stack{layer + 1}.caffemodel"
+        net_file = _write(net_dir / f"stack_net{layer + 1}.prototxt",
+                          nets.stack_net(layer, dims, sched, train_db, test_db))
+        if not weights.exists():
+            prefix = snap_dir / f"stack{layer + 1}"
+            solver_file = _write(net_dir / f"stack{layer + 1}_solver.prototxt",
+                                 nets.pretrain_solver(net_file, sched, prefix,
+                                                      sched.pretrain_iter, solver_mode()))
+            loss = solve.train(solver_file, max_iter=sched.pretrain_iter,
+                               loss_blob=f"pt_loss{layer + 1}", stage=stage,
+                               base_lr=sched.base_lr, snapshot_prefix=prefix,
+                               snapshot_every=sched.snapshot, out_weights=weights,
+                               init_weights=previous, progress=progress)
+            log(f"{stage}: reconstruction loss {loss:.4f}")
+        decoders[f"d_{names[layer]}"] = read_params(weights, f"d_{names[layer]}")
+        previous = weights
+
+    stage = "fine-tune autoencoder"
+    net_file = _write(net_dir / "autoencoder.prototxt",
+                      nets.autoencoder_net(dims, sched, train_db, test_db))
+    prefix = snap_dir / "finetune"
+    solver_file = _write(net_dir / "finetune_solver.prototxt",
+                         nets.pretrain_solver(net_file, sched, prefix, sched.finetune_iter,
+                                              solver_mode()))
+
+    def load_decoders(net):
+        # pretrain.py: the encoders come from the last stage, each decoder from its own.
+        for name, (w, b) in decoders.items():
+            net.params[name][0].data[...] = w
+            net.params[name][1].data[...] = b
+
+    loss = solve.train(solver_file, max_iter=sched.finetune_iter, loss_blob="pt_loss",
+                       stage=stage, base_lr=sched.base_lr, snapshot_prefix=prefix,
+                       snapshot_every=sched.snapshot, out_weights=final,
+                       init_weights=previous, prepare=load_decoders, progress=progress)
+    log(f"{stage}: reconstruction loss {loss:.4f}")
+    return final
+
+
+def read_params(weights, layer):
+    """A layer's parameter blobs from a .caffemodel, without building a net."""
+    caffe = import_caffe()
+    model = caffe.proto.caffe_pb2.NetParameter()
+    model.ParseFromString(Path(weights).read_bytes())
+    for item in model.layer:
+        if item.name == layer:
+            return tuple(np.asarray(b.data, dtype=np.float32).reshape(tuple(b.shape.dim))
+                         for b in item.blobs)
+    raise KeyError(f"{weights} has no layer {layer}")
+
+
+def embed(deploy_file, weights, x, batch=256):
+    """Forward x (N x d float) through the deploy net's encoder → N x dim."""
+    caffe = import_caffe()
+    net = caffe.Net(str(deploy_file), str(weights), caffe.TEST)
+    dim_in = net.blobs["data"].data.shape[1]
+    if x.ndim != 2 or x.shape[1] != dim_in:
+        raise ValueError(f"data has shape {x.shape}, the net takes vectors of {dim_in}")
+    out = []
+    for start in range(0, len(x), batch):
+        chunk = x[start:start + batch]
+        net.blobs["data"].reshape(len(chunk), dim_in)
+        net.blobs["data"].data[...] = chunk
+        out.append(net.forward()["output"].copy())
+    return np.concatenate(out).reshape(len(x), -1).astype(np.float64)

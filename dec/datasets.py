@@ -1,0 +1,145 @@
+"""Data sets → LevelDB stores, as DEC's make_*_data functions lay them out.
+
+Each data set NAME becomes, under an output folder:
+  NAME_train, NAME_test   autoencoder training / test features (float_data)
+  NAME_total              every sample, labelled, for clustering (float_data)
+  NAME_img                the same samples as uint8 images (data), for export
+NAME_total and NAME_img are in one seeded permutation; their order is the
+sample index used by every later step (predictions, class folders).
+"""
+import gzip
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import db
+
+# DEC's make_mnist_data: X = pixels * 0.02 (so bytes 0..255 → 0..5.1).
+PIXEL_SCALE = 0.02
+# DEC permutes with np.random.seed(1234) (make_stl_data, make_reuters_data).
+PERMUTATION_SEED = 1234
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass
+class ImageSet:
+    """uint8 images (N x H x W x C) with integer labels and a train/test split."""
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    n_train: int  # images[:n_train] is the autoencoder's training split
+    class_names: tuple = ()
+
+    @property
+    def dim(self):
+        return int(np.prod(self.images.shape[1:]))
+
+
+def read_idx(path):
+    """An IDX file (MNIST format), gzipped or raw, as a NumPy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    shape = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: {data.size} bytes for shape {shape} (truncated?)")
+    return data.reshape(shape)
+
+
+def _find(folder, stem):
+    for candidate in (folder / stem, folder / (stem + ".gz")):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{folder}: no {stem} or {stem}.gz")
+
+
+def load_mnist_folder(folder, name="mnist", class_names=()):
+    """MNIST-format IDX files: train set first, then the test set."""
+    folder = Path(folder)
+    parts = {key: read_idx(_find(folder, stem)) for key, stem in MNIST_FILES.items()}
+    for split in ("train", "test"):
+        if len(parts[f"{split}_images"]) != len(parts[f"{split}_labels"]):
+            raise ValueError(f"{folder}: {split} images and labels differ in count")
+    images = np.concatenate([parts["train_images"], parts["test_images"]])[..., None]
+    labels = np.concatenate([parts["train_labels"], parts["test_labels"]]).astype(np.int64)
+    return ImageSet(name, images, labels, len(parts["train_images"]), tuple(class_names))
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                   "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def load_fashion_mnist(folder=FASHION_MNIST_DIR):
+    if not Path(folder).exists():
+        raise FileNotFoundError(
+            f"{folder} is missing: apt-get install dataset-fashion-mnist")
+    return load_mnist_folder(folder, "fashion", FASHION_CLASSES)
+
+
+def load_digits():
+    """scikit-learn's 8x8 digits (1797, values 0..16) as 0..255 images."""
+    from sklearn.datasets import load_digits as sk_digits
+    digits = sk_digits()
+    images = np.clip(digits.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
+    n_train = len(images) * 4 // 5
+    return ImageSet("digits", images[..., None], digits.target.astype(np.int64), n_train,
+                    tuple(str(i) for i in range(10)))
+
+
+def subset(image_set, n, seed=PERMUTATION_SEED):
+    """A seeded random subset of n samples, keeping a 4/5 train split."""
+    if n >= len(image_set.images):
+        return image_set
+    index = np.random.RandomState(seed).permutation(len(image_set.images))[:n]
+    return ImageSet(f"{image_set.name}{n}", image_set.images[index],
+                    image_set.labels[index], n * 4 // 5, image_set.class_names)
+
+
+def features(images, scale=PIXEL_SCALE):
+    """DEC's input features: flattened pixels times `scale`."""
+    return images.reshape(len(images), -1).astype(np.float32) * np.float32(scale)
+
+
+def make_databases(image_set, out_dir, scale=PIXEL_SCALE, seed=PERMUTATION_SEED):
+    """Write NAME_{train,test,total,img} under out_dir; returns their paths."""
+    out_dir = Path(out_dir)
+    name = image_set.name
+    x = features(image_set.images, scale)
+    y = image_set.labels
+    n_train = image_set.n_train
+    paths = {split: out_dir / f"{name}_{split}" for split in ("train", "test", "total", "img")}
+    db.write_db(paths["train"], x[:n_train], y[:n_train])
+    db.write_db(paths["test"], x[n_train:], y[n_train:])
+    order = np.random.RandomState(seed).permutation(len(x))
+    db.write_db(paths["total"], x[order], y[order])
+    # Images as (C, H, W) datums, as caffe.io.array_to_datum stores them.
+    db.write_db(paths["img"], (im.transpose(2, 0, 1) for im in image_set.images[order]),
+                y[order])
+    meta = {"name": name, "samples": len(x), "dim": image_set.dim, "n_train": n_train,
+            "image_shape": list(image_set.images.shape[1:]), "scale": scale, "seed": seed,
+            "classes": list(image_set.class_names), "clusters": int(len(np.unique(y)))}
+    tmp = out_dir / f".{name}_meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(out_dir / f"{name}_meta.json")
+    return paths
+
+
+def load_meta(data_dir, name):
+    path = Path(data_dir) / f"{name}_meta.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: make the {name} databases first")
+    return json.loads(path.read_text())

@@ -1,0 +1,88 @@
+"""What a person looks at: class folders, contact sheets, plots.
+
+Class folders follow report §3.1.6-3.1.7 (DEC's dispSingleImg):
+classes_<db>/<cluster>/<index>.jpg, index = the sample's position in
+<db>_total. Contact sheets follow DEC's vis_cluster: per cluster, the samples
+with the highest q_ij.
+"""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_hwc(image):
+    """A (C, H, W) datum array or (H, W[, C]) array → (H, W, C) uint8."""
+    image = np.asarray(image, dtype=np.uint8)
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[2] not in (1, 3):
+        image = image.transpose(1, 2, 0)
+    if image.ndim == 2:
+        image = image[..., None]
+    return image
+
+
+def to_pil(image):
+    image = to_hwc(image)
+    return Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+
+
+def class_folders(images, y_pred, out_dir):
+    """Write every image into <out_dir>/<cluster>/<index>.jpg (built beside, then
+    renamed into place, so an interrupt leaves the old folder or the new one)."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for cluster in np.unique(y_pred):
+        (tmp / str(int(cluster))).mkdir(parents=True)
+    for index, (image, cluster) in enumerate(zip(images, y_pred)):
+        to_pil(image).save(tmp / str(int(cluster)) / f"{index}.jpg", quality=95)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.rename(tmp, out_dir)
+    return {int(c): int((y_pred == c).sum()) for c in np.unique(y_pred)}
+
+
+def grid(images, columns=10, pad=1):
+    """Tile (H, W, C) images into one image, row by row (DEC's dispImg)."""
+    images = [to_hwc(im) for im in images]
+    h, w, c = images[0].shape
+    rows = (len(images) + columns - 1) // columns
+    sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, col = divmod(i, columns)
+        sheet[pad + r * (h + pad):pad + r * (h + pad) + h,
+              pad + col * (w + pad):pad + col * (w + pad) + w] = im
+    return sheet
+
+
+def contact_sheets(images, q, out_dir, top=100, columns=10):
+    """One sheet per cluster: its `top` samples by q_ij, best first."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for cluster in range(q.shape[1]):
+        order = np.argsort(-q[:, cluster])[:top]
+        path = out_dir / f"cluster_{cluster}.png"
+        to_pil(grid([images[i] for i in order], columns)).save(path)
+        paths.append(path)
+    return paths
+
+
+def rounds_png(history, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rounds = [h["round"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in ("acc", "nmi", "ari", "changed"):
+        if history and key in history[0]:
+            ax.plot(rounds, [h[key] for h in history], marker=".", label=key)
+    ax.set_xlabel("DEC round")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

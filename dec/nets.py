@@ -1,0 +1,254 @@
+"""DEC's nets and solvers as prototxt text: one definition for every use.
+
+Follows piiswrong/dec (pretrain.py, dec.py make_net/write_net) in the modern
+(V2) prototxt form: the stacked autoencoder d-500-500-2000-10, its greedy
+layer-wise denoising pretraining, end-to-end fine-tuning, the clustering net
+with the MultiTLoss layer, and the deploy net of report §3.1.3.
+`python -m dec.nets` writes the paper schedule for MNIST to caffe_models/dec/.
+"""
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Numbers fixed by DEC's code (pretrain.py, dec.py) — the defaults."""
+    dims: tuple = (784, 500, 500, 2000, 10)   # pretrain.py 'dim'
+    drop: float = 0.2                         # pretrain_main 'drop'
+    pretrain_iter: int = 50000                # per layer, 'pt_iter'
+    finetune_iter: int = 100000               # main() 'iter'
+    base_lr: float = 0.1                      # 'rate'
+    stepsize: int = 20000                     # 'step' (lr / 10 every stepsize)
+    momentum: float = 0.9
+    momentum_burnin: int = 1000
+    weight_decay: float = 0.0                 # 'decay'
+    weight_std: float = 0.01                  # inner_init std in pretrain_main
+    batch_size: int = 256                     # make_net data layer, TRAIN
+    test_batch_size: int = 100                # make_net data layer, TEST
+    dec_lr: float = 0.01                      # dec.py solver
+    dec_momentum: float = 0.9
+    update_interval: int = 160                # dec.py: mnist 160, stl 40, reuters 20
+    tol: float = 0.001                        # stop below 0.1% changed assignments
+    kmeans_restarts: int = 20                 # TMM.fit: KMeans(n_init=20)
+    alpha: float = 1.0                        # tmm_alpha
+    max_rounds: int = 1000                    # safety stop for the clustering loop
+    snapshot: int = 10000
+    display: int = 1000
+    seed: int = 1234
+
+    def override(self, **changes):
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def as_dict(self):
+        return asdict(self)
+
+
+PAPER = Schedule()
+UPDATE_INTERVAL = {"mnist": 160, "stl": 40, "reuters": 20}
+
+
+# ---- layers -----------------------------------------------------------------
+def data_layers(top, train_source, test_source, sched, seek=None):
+    seek_line = f' seek: "{seek}"' if seek is not None else ""
+    text = ""
+    for phase, source, batch in (("TRAIN", train_source, sched.batch_size),
+                                 ("TEST", test_source, sched.test_batch_size)):
+        if source is None:
+            continue
+        text += f"""layer {{
+  name: "{top}" type: "Data" top: "{top}"
+  data_param {{ source: "{source}" backend: LEVELDB batch_size: {batch}{seek_line} }}
+  include {{ phase: {phase} }}
+}}
+"""
+    return text
+
+
+def input_layer(top, batch, dim):
+    return f"""layer {{
+  name: "{top}" type: "Input" top: "{top}"
+  input_param {{ shape {{ dim: {batch} dim: {dim} }} }}
+}}
+"""
+
+
+def inner(name, bottom, num_output, std, lr=(1, 2)):
+    # DEC: blobs_lr 1 2, weight_decay 1 0; gaussian weights, zero bias.
+    return f"""layer {{
+  name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{name}"
+  param {{ lr_mult: {lr[0]} decay_mult: 1 }}
+  param {{ lr_mult: {lr[1]} decay_mult: 0 }}
+  inner_product_param {{
+    num_output: {num_output}
+    weight_filler {{ type: "gaussian" std: {std} }}
+    bias_filler {{ type: "constant" value: 0 }}
+  }}
+}}
+"""
+
+
+def relu(blob):
+    return f'layer {{ name: "{blob}relu" type: "ReLU" bottom: "{blob}" top: "{blob}" }}\n'
+
+
+def dropout(top, ratio, bottom=None):
+    bottom = bottom or top
+    return (f'layer {{ name: "{top}drop" type: "Dropout" bottom: "{bottom}" top: "{top}" '
+            f'dropout_param {{ dropout_ratio: {ratio} }} }}\n')
+
+
+def euclid(name, a, b, dim):
+    # The DEC fork's EuclideanLoss divides by N*D (count), BVLC's by N: weight
+    # 1/D gives the fork's loss and gradients, which DEC's lr 0.1 is tuned for.
+    return (f'layer {{ name: "{name}" type: "EuclideanLoss" bottom: "{a}" bottom: "{b}" '
+            f'top: "{name}" loss_weight: {1.0 / dim!r} }}\n')
+
+
+def blob_names(n_layers):
+    """Encoder tops: inner1 .. inner{n-1}, then output (the embedding)."""
+    return [f"inner{i + 1}" for i in range(n_layers - 1)] + ["output"]
+
+
+def encoder(bottom, dims, sched, drop=0.0, frozen=0):
+    """data → inner1 → ReLU → ... → output (no ReLU on the embedding).
+
+    The first `frozen` layers get lr 0 (the stacked pretraining's lower layers)."""
+    text, names = "", blob_names(len(dims) - 1)
+    for i, name in enumerate(names):
+        lr = (0, 0) if i < frozen else (1, 2)
+        text += inner(name, bottom, dims[i + 1], sched.weight_std, lr)
+        if name != "output":
+            text += relu(name)
+            if drop:
+                text += dropout(name, drop)
+        bottom = name
+    return text
+
+
+# ---- nets ---------------------------------------------------------------------
+def stack_net(layer, dims, sched, train_source, test_source):
+    """Greedy layer-wise denoising stage `layer` (0-based), as pretrain_main.
+
+    Lower layers (frozen, lr 0) → x; dropout on x (none for the first layer) →
+    new encoder layer (+ReLU and dropout unless it is the embedding) → decoder
+    back to x's size (+ReLU unless x is the data) → Euclidean loss to x."""
+    names = ["data"] + blob_names(len(dims) - 1)
+    x, h = names[layer], names[layer + 1]
+    text = f'name: "stack_net{layer + 1}"\n'
+    text += data_layers("data", train_source, test_source, sched)
+    bottom = "data"
+    for j in range(layer):
+        text += inner(names[j + 1], bottom, dims[j + 1], 0.05, lr=(0, 0))
+        text += relu(names[j + 1])
+        bottom = names[j + 1]
+    text += dropout(f"{x}_drop", sched.drop if layer else 0.0, bottom=x)
+    text += inner(h, f"{x}_drop", dims[layer + 1], sched.weight_std)
+    if h != "output":
+        text += relu(h)
+        text += dropout(h, sched.drop)
+    text += inner(f"d_{x}", h, dims[layer], sched.weight_std)
+    if layer:
+        text += relu(f"d_{x}")
+    text += euclid(f"pt_loss{layer + 1}", f"d_{x}", x, dims[layer])
+    return text
+
+
+def autoencoder_net(dims, sched, train_source, test_source):
+    """The whole autoencoder for end-to-end fine-tuning (pretrain.py main, no dropout)."""
+    names = ["data"] + blob_names(len(dims) - 1)
+    text = 'name: "autoencoder"\n'
+    text += data_layers("data", train_source, test_source, sched)
+    text += encoder("data", dims, sched)
+    bottom = "output"
+    for i in reversed(range(len(dims) - 1)):
+        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std)
+        if i:
+            text += relu(f"d_{names[i]}")
+        bottom = f"d_{names[i]}"
+    text += euclid("pt_loss", "d_data", "data", dims[0])
+    return text
+
+
+def dec_net(dims, n_clusters, sched, total_source, label_source, seek):
+    """The clustering net of dec.py write_net: data and targets read from `seek`."""
+    text = 'name: "dec"\n'
+    text += data_layers("data", total_source, None, sched, seek)
+    text += data_layers("label", label_source, None, sched, seek)
+    text += encoder("data", dims, sched)
+    text += f"""layer {{
+  name: "loss" type: "MultiTLoss" bottom: "output" bottom: "label"
+  top: "loss" top: "std" top: "ind" top: "proba"
+  param {{ lr_mult: 1 }} param {{ lr_mult: 0 }} param {{ lr_mult: 0 }}
+  multi_t_loss_param {{ num_center: {n_clusters} alpha: {sched.alpha} lambda: 2 beta: 1 bandwidth: 0.1 }}
+}}
+layer {{ name: "silence" type: "Silence" bottom: "label" bottom: "ind" bottom: "proba" }}
+"""
+    return text
+
+
+def deploy_net(dims, sched, batch=100):
+    """Report §3.1.3: an `input` blob, the encoder, no data, label or loss layers."""
+    text = 'name: "dec_deploy"\n'
+    text += input_layer("data", batch, dims[0])
+    text += encoder("data", dims, sched)
+    return text
+
+
+def solver(net_path, sched, *, base_lr, max_iter, snapshot_prefix, momentum=None,
+           burnin=None, stepsize=None, test=False, mode="CPU"):
+    lines = [f'net: "{net_path}"', f"base_lr: {base_lr}", 'lr_policy: "step"', "gamma: 0.1",
+             f"stepsize: {stepsize or sched.stepsize}", f"display: {sched.display}",
+             f"max_iter: {max_iter}", f"momentum: {sched.momentum if momentum is None else momentum}",
+             f"weight_decay: {sched.weight_decay}", f"snapshot: {sched.snapshot}",
+             f'snapshot_prefix: "{snapshot_prefix}"', f"solver_mode: {mode}",
+             f"random_seed: {sched.seed}"]
+    if burnin:
+        lines.append(f"momentum_burnin: {burnin}")
+    if test:
+        lines += ["test_iter: 100", "test_interval: 10000"]
+    return "\n".join(lines) + "\n"
+
+
+def pretrain_solver(net_path, sched, snapshot_prefix, max_iter, mode="CPU"):
+    return solver(net_path, sched, base_lr=sched.base_lr, max_iter=max_iter,
+                  snapshot_prefix=snapshot_prefix, burnin=sched.momentum_burnin, mode=mode)
+
+
+def dec_solver(net_path, sched, snapshot_prefix, mode="CPU"):
+    # dec.py: base_lr 0.01, stepsize 100000 (never reached), momentum 0.9, no burn-in.
+    return solver(net_path, sched, base_lr=sched.dec_lr, max_iter=sched.update_interval,
+                  snapshot_prefix=snapshot_prefix, momentum=sched.dec_momentum,
+                  stepsize=100000, mode=mode)
+
+
+# ---- the committed paper files ---------------------------------------------------
+def paper_files(dims=PAPER.dims, n_clusters=10, db="mnist", sched=PAPER):
+    """File name → text of the paper schedule, data sources relative to data/<db>."""
+    src = f"data/{db}/{db}"
+    files = {}
+    for layer in range(len(dims) - 1):
+        files[f"stack_net{layer + 1}.prototxt"] = stack_net(
+            layer, dims, sched, f"{src}_train", f"{src}_test")
+    # DEC ran on the GPU (solver_mode: GPU); runs write the mode they use.
+    files["pretrain_solver.prototxt"] = pretrain_solver(
+        "stack_net<k>.prototxt", sched, "snapshots/stack<k>", sched.pretrain_iter, "GPU")
+    files["autoencoder.prototxt"] = autoencoder_net(dims, sched, f"{src}_train", f"{src}_test")
+    files["finetune_solver.prototxt"] = pretrain_solver(
+        "autoencoder.prototxt", sched, "snapshots/finetune", sched.finetune_iter, "GPU")
+    files["dec_net.prototxt"] = dec_net(dims, n_clusters, sched, f"{src}_total",
+                                        "train_weight", "00000000")
+    files["dec_solver.prototxt"] = dec_solver("dec_net.prototxt", sched, "snapshots/dec", "GPU")
+    files["deploy.prototxt"] = deploy_net(dims, sched)
+    return files
+
+
+def write_paper_files(folder):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "# Generated by `python -m dec.nets` from dec/nets.py (DEC's paper schedule).\n"
+    for name, text in paper_files().items():
+        (folder / name).write_text(header + text)
+
+
+if __name__ == "__main__":
+    write_paper_files(Path(__file__).resolve().parent.parent / "caffe_models" / "dec")

@@ -1,0 +1,88 @@
+"""Running a Caffe solver in-process: progress, divergence check, resumable snapshots.
+
+Caffe's own periodic snapshots are off in the run's solver files; this loop
+snapshots itself, only after a chunk of iterations whose loss is finite, so the
+newest snapshot on disk is always a good one. Re-running the same stage after
+an interrupt restores that snapshot (weights, momentum history, iteration).
+"""
+import math
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .engine import import_caffe
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+def snapshots(prefix):
+    """(iteration, .solverstate path) pairs for a snapshot prefix, oldest first."""
+    prefix = Path(prefix)
+    found = []
+    for path in prefix.parent.glob(prefix.name + "_iter_*.solverstate"):
+        try:
+            found.append((int(path.stem.rsplit("_", 1)[1]), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def _prune(prefix, keep):
+    for _, state in snapshots(prefix)[:-keep]:
+        state.unlink(missing_ok=True)
+        state.with_suffix(".caffemodel").unlink(missing_ok=True)
+
+
+def save_weights(net, path):
+    """net.save to a temporary name, then rename: never a half-written model."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    net.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
+          snapshot_every, out_weights, init_weights=None, chunk=100, prepare=None,
+          progress=True):
+    """Train to max_iter; write the final weights to out_weights.
+
+    `prepare(net)` may set parameters after init_weights are loaded (not on
+    resume). Raises Diverged, naming the stage and learning rate, when the
+    loss stops being finite; the last good snapshot stays on disk."""
+    caffe = import_caffe()
+    solver = caffe.SGDSolver(str(solver_file))
+    done = snapshots(snapshot_prefix)
+    if done:
+        solver.restore(str(done[-1][1]))
+    else:
+        if init_weights:
+            solver.net.copy_from(str(init_weights))
+        if prepare:
+            prepare(solver.net)
+    bar = tqdm(total=max_iter, initial=solver.iter, desc=stage, unit="it",
+               disable=not progress, dynamic_ncols=True, leave=False)
+    loss = float("nan")
+    try:
+        while solver.iter < max_iter:
+            n = min(chunk, max_iter - solver.iter)
+            solver.step(n)
+            loss = float(solver.net.blobs[loss_blob].data.ravel()[0])
+            if not math.isfinite(loss):
+                last = snapshots(snapshot_prefix)
+                where = f"; last good snapshot: {last[-1][1]}" if last else ""
+                raise Diverged(f"{stage}: loss is {loss} at iteration {solver.iter} "
+                               f"(base_lr {base_lr}); lower the learning rate{where}")
+            bar.update(n)
+            bar.set_postfix(loss=f"{loss:.4g}")
+            if snapshot_every and solver.iter % snapshot_every == 0 and solver.iter < max_iter:
+                solver.snapshot()
+                _prune(snapshot_prefix, keep=1)
+    finally:
+        bar.close()
+    save_weights(solver.net, out_weights)
+    _prune(snapshot_prefix, keep=0)
+    del solver
+    return loss

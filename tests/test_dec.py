@@ -1,0 +1,247 @@
+"""DEC end to end on small real data, on CPU."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dec import __main__ as cli
+from dec import cluster, datasets, db, engine, metrics, multi_t, nets, pipeline, solve
+
+caffe = engine.import_caffe()
+
+
+# ---- databases ------------------------------------------------------------------
+def test_db_round_trip_float_and_uint8(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(37, 11)).astype(np.float32)
+    y = rng.integers(0, 5, size=37)
+    assert db.write_db(tmp_path / "f", x, y) == 37
+    x2, y2 = db.read_db(tmp_path / "f")
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(y2, y)
+    images = rng.integers(0, 256, size=(9, 3, 5, 4), dtype=np.uint8)
+    db.write_db(tmp_path / "u", images)
+    images2, _ = db.read_db(tmp_path / "u")
+    np.testing.assert_array_equal(images2, images)
+    # DEC's key format: zero-padded, so byte order is sample order.
+    import plyvel
+    store = plyvel.DB(str(tmp_path / "f"))
+    keys = [k for k, _ in store.iterator()]
+    store.close()
+    assert keys[:3] == [b"00000000", b"00000001", b"00000002"]
+
+
+def test_caffe_data_layer_reads_what_we_wrote(tmp_path):
+    images = np.arange(6 * 2 * 3 * 4, dtype=np.uint8).reshape(6, 2, 3, 4)
+    labels = np.array([3, 1, 4, 1, 5, 9])
+    db.write_db(tmp_path / "img", images, labels)
+    (tmp_path / "net.prototxt").write_text(
+        f'layer {{ name: "d" type: "Data" top: "data" top: "label" '
+        f'data_param {{ source: "{tmp_path / "img"}" backend: LEVELDB batch_size: 6 }} }}\n')
+    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["data"].data, images.astype(np.float32))
+    np.testing.assert_array_equal(net.blobs["label"].data, labels)
+
+
+def test_write_db_is_atomic_on_failure(tmp_path):
+    db.write_db(tmp_path / "d", np.ones((3, 2), np.float32))
+
+    def broken():
+        yield np.zeros(2, np.float32)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        db.write_db(tmp_path / "d", broken())
+    x, _ = db.read_db(tmp_path / "d")
+    np.testing.assert_array_equal(x, np.ones((3, 2)))   # the old store is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary left
+
+
+# ---- maths ----------------------------------------------------------------------------
+def test_target_distribution_matches_dec_py():
+    rng = np.random.default_rng(1)
+    q = rng.dirichlet(np.ones(4), size=50)
+    # dec.py DisKmeans, literally: normalise, bias = 1/colsum scaled, q^2 * bias, normalise.
+    weight = (q.T / q.sum(axis=1)).T
+    bias = 1.0 / weight.sum(axis=0)
+    bias = 4 * bias / bias.sum()
+    weight = (weight ** 2) * bias
+    weight = (weight.T / weight.sum(axis=1)).T
+    np.testing.assert_allclose(multi_t.target_distribution(q), weight, rtol=1e-12)
+
+
+def test_soft_assignment_is_dec_tmm_transform():
+    rng = np.random.default_rng(2)
+    z, centres = rng.normal(size=(20, 3)), rng.normal(size=(4, 3))
+    dist2 = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
+    r = 1.0 / (1.0 + dist2)          # TMM.transform with alpha 1
+    r = (r.T / r.sum(axis=1)).T
+    q, _ = multi_t.soft_assignment(z, centres.T)
+    np.testing.assert_allclose(q, r, rtol=1e-12)
+
+
+def test_cluster_acc_is_one_for_permuted_labels():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 6, size=200)
+    perm = rng.permutation(6)
+    acc, mapping = metrics.cluster_acc(y, perm[y])
+    assert acc == 1.0
+    assert all(mapping[perm[c]] == c for c in range(6))
+
+
+def test_cluster_acc_on_a_hand_made_confusion():
+    # Actual rows, predicted columns: best matching is 0→1 (8), 1→0 (6), 2→2 (3) = 17/30.
+    counts = np.array([[2, 8, 0], [6, 1, 3], [4, 3, 3]])
+    y_true = np.repeat([0, 0, 0, 1, 1, 1, 2, 2, 2], counts.ravel())
+    y_pred = np.repeat([0, 1, 2] * 3, counts.ravel())
+    acc, mapping = metrics.cluster_acc(y_true, y_pred)
+    assert acc == pytest.approx(17 / 30)
+    assert mapping == {1: 0, 0: 1, 2: 2}
+    np.testing.assert_array_equal(metrics.confusion(y_true, y_pred), counts)
+    table = metrics.confusion_table(counts)
+    assert table.splitlines()[0].split() == ["Predict", "0", "1", "2"]
+    assert table.splitlines()[1].split() == ["Actual", "0", "2", "8", "0"]
+
+
+# ---- nets ---------------------------------------------------------------------------
+def test_committed_paper_files_match_the_definition():
+    folder = engine.MODELS / "dec"
+    for name, text in nets.paper_files().items():
+        assert (folder / name).read_text().split("\n", 1)[1] == text, name
+
+
+def test_paper_nets_load_in_caffe(tmp_path):
+    """Every generated net parses and has the paper's sizes (Input instead of Data)."""
+    deploy = tmp_path / "deploy.prototxt"
+    deploy.write_text(nets.deploy_net(nets.PAPER.dims, nets.PAPER))
+    net = caffe.Net(str(deploy), caffe.TEST)
+    assert [net.params[n][0].data.shape for n in ("inner1", "inner2", "inner3", "output")] == \
+        [(500, 784), (500, 500), (2000, 500), (10, 2000)]
+
+
+# ---- end to end ----------------------------------------------------------------------
+# A narrower autoencoder than the paper's (64-500-500-2000-10) so that a test
+# run trains enough in seconds; every other number is DEC's.
+SMALL = nets.PAPER.override(dims=(64, 128, 128, 256, 10), pretrain_iter=600,
+                            finetune_iter=1200, stepsize=100000, update_interval=10,
+                            max_rounds=6, snapshot=300)
+
+
+@pytest.fixture(scope="module")
+def digits_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    datasets.make_databases(datasets.subset(datasets.load_digits(), 400), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digits_run(digits_data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    results = pipeline.run("digits400", digits_data, run_dir, SMALL, progress=False,
+                           log=lambda *a: None)
+    return run_dir, results
+
+
+def test_end_to_end_run_clusters_digits_and_writes_every_output(digits_run):
+    run_dir, results = digits_run
+    assert results["metrics"]["acc"] > 0.6      # chance is about 0.1
+    assert results["metrics"]["nmi"] > 0.6
+    for name in ("results.json", "predictions.csv", "confusion.txt", "confusion.png",
+                 "rounds.png", "deploy.prototxt", "dec.caffemodel", "centres.npy",
+                 "dec/rounds.csv"):
+        assert (run_dir / name).stat().st_size > 0, name
+    folders = run_dir / "classes_digits400"
+    files = list(folders.glob("*/*.jpg"))
+    assert len(files) == 400
+    sizes = {d.name: len(list(d.iterdir())) for d in folders.iterdir()}
+    assert sizes == {str(k): v for k, v in results["cluster_sizes"].items()}
+    assert len(list((run_dir / "sheets").glob("cluster_*.png"))) == 10
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["seed"] == SMALL.seed and saved["timings"]["total_s"] > 0
+    assert "Actual" in (run_dir / "confusion.txt").read_text()
+
+
+def test_predict_assigns_new_samples_like_the_run(digits_run, digits_data):
+    run_dir, _ = digits_run
+    x, _ = db.read_db(digits_data / "digits400_total")
+    y_pred, q = pipeline.predict(run_dir, x)
+    expected = np.loadtxt(run_dir / "predictions.csv", delimiter=",", skiprows=1,
+                          usecols=1, dtype=int)
+    assert np.mean(y_pred == expected) > 0.99
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_interrupted_clustering_resumes_to_the_same_result(digits_run, digits_data, tmp_path,
+                                                           monkeypatch):
+    """Same seed, same start: an interrupt in round 3 and a restart end where an
+    uninterrupted run ends (round by round)."""
+    run_dir, results = digits_run
+    (tmp_path / "dec").mkdir()
+    shutil.copy(run_dir / "autoencoder.caffemodel", tmp_path)
+    real_train, calls = solve.train, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(kwargs["stage"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(solve, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("digits400", digits_data, tmp_path, SMALL, progress=False,
+                     log=lambda *a: None)
+    state = json.loads((tmp_path / "dec" / "state.json").read_text())
+    assert state["round"] == 2
+    monkeypatch.setattr(solve, "train", real_train)
+    resumed = pipeline.run("digits400", digits_data, tmp_path, SMALL, progress=False,
+                           log=lambda *a: None)
+    assert resumed["metrics"] == results["metrics"]
+    first = (run_dir / "dec" / "rounds.csv").read_text().splitlines()
+    again = (tmp_path / "dec" / "rounds.csv").read_text().splitlines()
+    strip = [lambda line: ",".join(line.split(",")[:-1])]  # drop the seconds column
+    assert [strip[0](l) for l in first] == [strip[0](l) for l in again]
+
+
+def test_same_seed_gives_the_same_autoencoder(digits_data, tmp_path):
+    quick = SMALL.override(pretrain_iter=20, finetune_iter=20)
+    from dec import autoencoder
+    paths = [autoencoder.pretrain(tmp_path / name, digits_data / "digits400_train",
+                                  digits_data / "digits400_test", quick, log=lambda *a: None,
+                                  progress=False) for name in ("a", "b")]
+    a, b = (autoencoder.read_params(p, "output")[0] for p in paths)
+    np.testing.assert_array_equal(a, b)
+
+
+# ---- errors -------------------------------------------------------------------------
+def test_missing_database_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["run", "nothing", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nothing_meta.json" in err and "\n" not in err
+
+
+def test_dimension_mismatch_is_a_clear_error(digits_data, tmp_path):
+    with pytest.raises(ValueError, match="dimension mismatch: digits400 has 64"):
+        pipeline.run("digits400", digits_data, tmp_path, nets.PAPER)
+
+
+def test_predict_rejects_data_of_the_wrong_size(digits_run):
+    run_dir, _ = digits_run
+    with pytest.raises(ValueError, match="the net takes vectors of 64"):
+        pipeline.predict(run_dir, np.zeros((3, 784), np.float32))
+
+
+def test_empty_database_is_a_clear_error(tmp_path):
+    db.write_db(tmp_path / "empty", np.zeros((0, 4), np.float32))
+    with pytest.raises(ValueError, match="is empty"):
+        db.read_db(tmp_path / "empty")
+
+
+def test_diverging_training_stops_with_the_stage_and_rate(digits_data, tmp_path):
+    from dec import autoencoder
+    wild = SMALL.override(base_lr=1e6, pretrain_iter=200, snapshot=100)
+    with pytest.raises(solve.Diverged, match=r"pretrain layer 1/4: loss is nan .*base_lr 1000000"):
+        autoencoder.pretrain(tmp_path, digits_data / "digits400_train",
+                             digits_data / "digits400_test", wild, log=lambda *a: None,
+                             progress=False)
