@@ -20,13 +20,20 @@ PYTEST_ARGS ?=
 CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
-.PHONY: help venv caffe cuda-extras test demo bench-layer docker-build docker-shell docker-run clean
+.PHONY: help venv caffe cuda-extras test demo mnist-data mnist fashion fetch bench-layer bench-dec \
+  bench-fetch \
+  docker-build docker-shell docker-run clean
 
 help:
 	@echo "make demo         DEC on the embedded default data (CPU, a few minutes)"
 	@echo "make test         build what is missing, then run the tests"
 	@echo "make caffe        build BVLC Caffe + the DEC layer (CUDA=1 for a GPU build)"
+	@echo "make fashion      DEC on all of Fashion-MNIST, CPU schedule of < 60 min (+ comparison)"
+	@echo "make mnist        DEC on MNIST, the paper's schedule (GPU=0 for a GPU; MNIST_DIR= for local files)"
+	@echo "make fetch PHOTOS=photos.txt OUT=photos/   download the heobs photos (resumable)"
 	@echo "make bench-layer  MultiTLoss forward+backward on CPU against NumPy"
+	@echo "make bench-dec    seconds per pretraining/fine-tuning epoch and DEC round"
+	@echo "make bench-fetch  concurrent against one-by-one photo fetch, 20 ms loopback latency"
 	@echo "make docker-build / docker-shell / docker-run CMD='make ...'  (nvidia-docker)"
 
 # ---- set-up -----------------------------------------------------------------
@@ -56,9 +63,51 @@ test: caffe cuda-extras
 demo: caffe
 	$(PY) -m dec.demo
 
+# ---- reproductions (write runs/<name>/results.json and comparison.md) --------
+DATA ?= data
+RUNS ?= runs
+GPU ?=
+MNIST_DIR ?=
+MNIST_ARGS ?=
+# Fashion-MNIST on 2 CPU cores in under an hour (README); the paper's schedule
+# is 50000 iterations per layer and 100000 of fine-tuning.
+FASHION_ARGS ?= --pretrain-iter 8000 --finetune-iter 16000 --stepsize 6000 \
+  --max-rounds 60 --snapshot 2000
+GPU_FLAG := $(if $(GPU),--gpu $(GPU))
+
+mnist-data: caffe
+	$(if $(MNIST_DIR),,data_prep/fetch_mnist.sh $(DATA)/mnist-idx)
+	$(PY) -m dec data mnist --out $(DATA) --mnist-dir $(or $(MNIST_DIR),$(DATA)/mnist-idx)
+
+mnist: mnist-data
+	$(PY) -m dec run mnist --data $(DATA) --run $(RUNS)/mnist $(GPU_FLAG) $(MNIST_ARGS)
+	$(PY) -m dec.compare $(RUNS)/mnist
+
+$(DATA)/fashion_meta.json: | caffe
+	$(PY) -m dec data fashion --out $(DATA)
+
+fashion: caffe $(DATA)/fashion_meta.json
+	$(PY) -m dec run fashion --data $(DATA) --run $(RUNS)/fashion $(GPU_FLAG) $(FASHION_ARGS)
+	$(PY) -m dec.compare $(RUNS)/fashion
+
+# ---- heobs photos (report §2) -------------------------------------------------
+PHOTOS ?= photos.txt
+OUT ?= photos
+FETCH_ARGS ?=
+
+fetch: venv
+	$(PY) -m data_prep.fetch_photos fetch $(PHOTOS) --out $(OUT) $(FETCH_ARGS)
+	$(PY) -m data_prep.fetch_photos export --out $(OUT)
+
 # ---- benchmarks (print figures; never part of the tests) ----------------------
 bench-layer: caffe
 	$(PY) -m dec.bench_layer
+
+bench-dec: caffe
+	$(PY) -m dec.bench_dec
+
+bench-fetch: venv
+	$(PY) -m dec.bench_fetch
 
 # ---- Docker (nvidia-docker; no Docker engine on our own machines) ------------
 DOCKER_IMAGE ?= heobs-dec:cuda

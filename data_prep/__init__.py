@@ -1,0 +1,1 @@
+"""Command-line entry points for data preparation (the logic lives in dec/)."""

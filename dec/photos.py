@@ -1,0 +1,454 @@
+"""heobs.org photos: photos.txt → deduplicated, concurrent, resumable download.
+
+Report §2: photos.txt has one line per photo *and language*
+(`<uuid> | <description> | <lang>`); each photo is at
+https://cdn.heobs.org/photo/<uuid>. Here: parse robustly, keep every
+description, deduplicate before any request, download concurrently with
+retries, keep only files that decode completely, and record everything in a
+SQLite manifest next to the images — the single source of truth for later
+steps and for resuming after any interrupt (kill -9 included).
+"""
+import csv
+import email.utils
+import hashlib
+import http.client
+import io
+import json
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+DEFAULT_BASE_URL = "https://cdn.heobs.org/photo/"
+SIZES = ("thumbnail", "small", "medium", "large")  # the CDN's ?size= (heobs client code)
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MANIFEST = "manifest.sqlite"
+PARTIAL = ".partial"
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp",
+              "TIFF": "tif", "MPO": "jpg"}
+
+
+# ---- photos.txt ------------------------------------------------------------------
+@dataclass
+class Listing:
+    photos: dict = field(default_factory=dict)   # uuid → {lang: description}, file order
+    lines: int = 0                               # non-blank lines read
+    blank: int = 0
+    malformed: list = field(default_factory=list)  # (line number, reason, text)
+
+    def stats(self):
+        return {"lines": self.lines, "unique_ids": len(self.photos),
+                "malformed": len(self.malformed), "blank": self.blank}
+
+
+def parse_photos(path):
+    """Read photos.txt. The uuid is before the first '|', the language after
+    the last; everything between is the description (it may hold '|')."""
+    listing = Listing()
+    with open(path, encoding="utf-8-sig", errors="strict", newline=None) as f:
+        for number, raw in enumerate(f, start=1):
+            line = raw.strip()
+            if not line:
+                listing.blank += 1
+                continue
+            listing.lines += 1
+            parts = line.split("|")
+            if len(parts) < 3:
+                listing.malformed.append((number, "expected 'uuid | description | lang'", line))
+                continue
+            uuid = parts[0].strip().lower()
+            lang = parts[-1].strip()
+            description = "|".join(parts[1:-1]).strip()
+            if not UUID_RE.match(uuid):
+                listing.malformed.append((number, f"invalid uuid {parts[0].strip()!r}", line))
+                continue
+            if not lang or " " in lang:
+                listing.malformed.append((number, f"invalid language {lang!r}", line))
+                continue
+            listing.photos.setdefault(uuid, {}).setdefault(lang, description)
+    return listing
+
+
+# ---- the manifest ------------------------------------------------------------------
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS photos (
+  uuid TEXT PRIMARY KEY,
+  descriptions TEXT NOT NULL,      -- JSON {lang: description}
+  status TEXT NOT NULL,            -- pending, ok, broken, missing, failed
+  reason TEXT,
+  http_status INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  bytes INTEGER,
+  sha256 TEXT,
+  format TEXT,
+  width INTEGER,
+  height INTEGER,
+  file TEXT,
+  first_seen REAL NOT NULL,
+  updated REAL NOT NULL
+);
+"""
+
+
+def open_manifest(out_dir):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(out_dir / MANIFEST)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(SCHEMA)
+    return con
+
+
+def add_listing(con, listing):
+    now = time.time()
+    with con:
+        for uuid, descriptions in listing.photos.items():
+            con.execute("INSERT INTO photos (uuid, descriptions, status, first_seen, updated) "
+                        "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT(uuid) DO UPDATE SET "
+                        "descriptions = excluded.descriptions",
+                        (uuid, json.dumps(descriptions, ensure_ascii=False), now, now))
+
+
+def rows(con, where="1", params=()):
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(f"SELECT * FROM photos WHERE {where} ORDER BY rowid",
+                                             params)]
+    finally:
+        con.row_factory = None
+
+
+# ---- one download ------------------------------------------------------------------
+class Transient(Exception):
+    """Worth another try: connection trouble, timeouts, 5xx, 429, incomplete body."""
+
+    def __init__(self, reason, http_status=None, retry_after=None):
+        super().__init__(reason)
+        self.reason, self.http_status, self.retry_after = reason, http_status, retry_after
+
+
+@dataclass
+class Outcome:
+    uuid: str
+    status: str
+    reason: str = None
+    http_status: int = None
+    attempts: int = 0
+    bytes: int = None
+    sha256: str = None
+    format: str = None
+    width: int = None
+    height: int = None
+    file: str = None
+
+
+def check_image(body):
+    """(format, width, height) if body is a whole image, else raises ValueError(reason)."""
+    if not body:
+        raise ValueError("empty body")
+    head = body[:64].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        raise ValueError("HTML page instead of an image")
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            fmt, size = image.format, image.size
+            image.load()  # decode every pixel: verify() alone misses truncation
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"image too large ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        text = str(err)
+        if "truncated" in text.lower():
+            raise ValueError("truncated image") from None
+        if "cannot identify" in text:
+            raise ValueError("not an image (undecodable data)") from None
+        raise ValueError(f"undecodable image ({text})") from None
+    return fmt, size[0], size[1]
+
+
+def parse_retry_after(value):
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+class RateLimiter:
+    """At most `rate` request starts per second across all workers (None: no cap)."""
+
+    def __init__(self, rate=None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self):
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@dataclass
+class FetchConfig:
+    base_url: str = DEFAULT_BASE_URL
+    size: str = None              # one of SIZES; None = the original
+    concurrency: int = 32
+    timeout: float = 30.0         # per request, connection to last byte
+    retries: int = 4              # further attempts after the first
+    backoff: float = 0.5          # seconds, doubled each retry, with jitter
+    max_backoff: float = 30.0
+    max_rate: float = None        # requests per second, all workers together
+    user_agent: str = "heobs-dec-fetch/1"
+
+    def url(self, uuid):
+        url = self.base_url + uuid
+        return url + f"?size={self.size}" if self.size else url
+
+
+def _download(url, config):
+    request = urllib.request.Request(url, headers={"User-Agent": config.user_agent})
+    deadline = time.monotonic() + config.timeout
+    try:
+        with urllib.request.urlopen(request, timeout=config.timeout) as response:
+            length = response.headers.get("Content-Length")
+            chunks, total = [], 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise Transient("timeout while reading the body", response.status)
+                chunk = response.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+            body = b"".join(chunks)
+            if length is not None and total != int(length):
+                raise Transient(f"incomplete body: {total} of {length} bytes", response.status)
+            return response.status, response.headers.get("Content-Type", ""), body
+    except urllib.error.HTTPError as err:
+        if err.code in (429, 503) or 500 <= err.code < 600:
+            raise Transient(f"HTTP {err.code}", err.code,
+                            parse_retry_after(err.headers.get("Retry-After"))) from None
+        raise
+    except urllib.error.URLError as err:
+        kind = "timeout" if isinstance(err.reason, TimeoutError) else "connection error"
+        raise Transient(f"{kind}: {err.reason}") from None
+    except TimeoutError:
+        raise Transient("timeout") from None
+    except (http.client.HTTPException, OSError) as err:
+        raise Transient(f"connection error: {err.__class__.__name__}") from None
+
+
+def fetch_one(uuid, out_dir, config, limiter, stop=None):
+    """Download one photo to <out_dir>/<uuid>.<ext>, or say why not."""
+    out_dir = Path(out_dir)
+    outcome = Outcome(uuid, "failed")
+    for attempt in range(config.retries + 1):
+        if stop is not None and stop.is_set():
+            outcome.reason = "interrupted"
+            return outcome
+        outcome.attempts = attempt + 1
+        limiter.wait()
+        try:
+            status, content_type, body = _download(config.url(uuid), config)
+        except Transient as err:
+            outcome.reason, outcome.http_status = err.reason, err.http_status
+            if attempt == config.retries:
+                return outcome
+            delay = min(config.max_backoff, config.backoff * 2 ** attempt)
+            delay = err.retry_after if err.retry_after is not None else delay * random.uniform(0.5, 1.5)
+            time.sleep(min(delay, config.max_backoff))
+            continue
+        except urllib.error.HTTPError as err:
+            outcome.http_status = err.code
+            outcome.status = "missing" if err.code in (404, 410) else "failed"
+            outcome.reason = f"HTTP {err.code}"
+            return outcome
+        outcome.http_status = status
+        outcome.bytes = len(body)
+        try:
+            if content_type.startswith("text/") and body:
+                raise ValueError(f"{content_type.split(';')[0]} page instead of an image")
+            fmt, width, height = check_image(body)
+        except ValueError as err:
+            outcome.status, outcome.reason = "broken", str(err)
+            return outcome
+        name = f"{uuid}.{EXTENSIONS.get(fmt, fmt.lower())}"
+        partial = out_dir / PARTIAL / (name + ".part")
+        with open(partial, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, out_dir / name)
+        outcome.status, outcome.reason = "ok", None
+        outcome.sha256 = hashlib.sha256(body).hexdigest()
+        outcome.format, outcome.width, outcome.height, outcome.file = fmt, width, height, name
+        return outcome
+    return outcome
+
+
+def record(con, outcome):
+    con.execute("UPDATE photos SET status=?, reason=?, http_status=?, attempts=attempts+?, "
+                "bytes=?, sha256=?, format=?, width=?, height=?, file=?, updated=? WHERE uuid=?",
+                (outcome.status, outcome.reason, outcome.http_status, outcome.attempts,
+                 outcome.bytes, outcome.sha256, outcome.format, outcome.width, outcome.height,
+                 outcome.file, time.time(), outcome.uuid))
+
+
+def clean_partials(out_dir):
+    partial = Path(out_dir) / PARTIAL
+    partial.mkdir(parents=True, exist_ok=True)
+    for leftover in partial.iterdir():
+        leftover.unlink()
+
+
+def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
+    """The whole fetch step; returns the summary (also written as summary.json)."""
+    from tqdm import tqdm
+    out_dir = Path(out_dir)
+    started = time.time()
+    listing = parse_photos(photos_txt)
+    stats = listing.stats()
+    log(f"{stats['lines']} lines read, {stats['unique_ids']} unique ids, "
+        f"{stats['malformed']} malformed lines")
+    for number, reason, _ in listing.malformed[:20]:
+        log(f"  line {number}: {reason}")
+    con = open_manifest(out_dir)
+    add_listing(con, listing)
+    clean_partials(out_dir)
+    todo = [r["uuid"] for r in rows(con, "status != 'ok'")
+            if r["uuid"] in listing.photos]
+    limiter = RateLimiter(config.max_rate)
+    stop = threading.Event()
+    fetched_bytes = 0
+    bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress,
+               dynamic_ncols=True)
+    last_commit = time.monotonic()
+    try:
+        with ThreadPoolExecutor(config.concurrency) as pool:
+            pending = set()
+            queue = iter(todo)
+            for uuid in queue:
+                pending.add(pool.submit(fetch_one, uuid, out_dir, config, limiter, stop))
+                if len(pending) >= config.concurrency * 2:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = future.result()
+                    if outcome.reason != "interrupted":
+                        record(con, outcome)
+                    fetched_bytes += outcome.bytes or 0
+                    bar.update(1)
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending.add(pool.submit(fetch_one, nxt, out_dir, config, limiter, stop))
+                if time.monotonic() - last_commit > 1.0:
+                    con.commit()
+                    last_commit = time.monotonic()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        con.commit()
+        bar.close()
+    clean_partials(out_dir)
+    summary = summarize(con, stats, time.time() - started, len(todo), fetched_bytes)
+    con.close()
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    os.replace(tmp, out_dir / "summary.json")
+    return summary
+
+
+def summarize(con, stats, seconds, attempted, fetched_bytes):
+    counts = dict(con.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall())
+    by_reason = {}
+    for status in ("broken", "failed", "missing"):
+        by_reason[status] = dict(con.execute(
+            "SELECT reason, COUNT(*) FROM photos WHERE status=? GROUP BY reason ORDER BY 2 DESC",
+            (status,)).fetchall())
+    return {**stats, "ok": counts.get("ok", 0), "broken": counts.get("broken", 0),
+            "missing": counts.get("missing", 0), "failed": counts.get("failed", 0),
+            "pending": counts.get("pending", 0), "reasons": by_reason,
+            "attempted_this_run": attempted, "seconds": round(seconds, 2),
+            "images_per_s": round(attempted / seconds, 2) if seconds else None,
+            "mb_per_s": round(fetched_bytes / seconds / 1e6, 3) if seconds else None}
+
+
+def format_summary(summary):
+    lines = [f"lines {summary['lines']}, unique ids {summary['unique_ids']}, "
+             f"malformed {summary['malformed']}",
+             f"downloaded ok {summary['ok']}, broken {summary['broken']}, missing "
+             f"{summary['missing']}, failed {summary['failed']}"]
+    for status in ("broken", "failed", "missing"):
+        for reason, count in summary["reasons"][status].items():
+            lines.append(f"  {status}: {reason}: {count}")
+    lines.append(f"{summary['attempted_this_run']} fetched in {summary['seconds']} s "
+                 f"({summary['images_per_s']} images/s, {summary['mb_per_s']} MB/s)")
+    return "\n".join(lines)
+
+
+# ---- verify and export ---------------------------------------------------------------
+def verify(out_dir):
+    """Re-check every 'ok' file against the manifest; mark problems 'broken'
+    so the next fetch downloads them again. Returns {reason: count}."""
+    out_dir = Path(out_dir)
+    con = open_manifest(out_dir)
+    problems = {}
+    with con:
+        for row in rows(con, "status = 'ok'"):
+            path = out_dir / (row["file"] or "")
+            reason = None
+            if not row["file"] or not path.exists():
+                reason = "file missing on disk"
+            else:
+                body = path.read_bytes()
+                if hashlib.sha256(body).hexdigest() != row["sha256"]:
+                    reason = "file changed on disk (sha256)"
+                else:
+                    try:
+                        check_image(body)
+                    except ValueError as err:
+                        reason = f"undecodable on disk ({err})"
+            if reason:
+                problems[reason] = problems.get(reason, 0) + 1
+                con.execute("UPDATE photos SET status='broken', reason=?, updated=? WHERE uuid=?",
+                            (reason, time.time(), row["uuid"]))
+    con.close()
+    return problems
+
+
+def export(out_dir, csv_path=None):
+    """photos.csv: uuid, file, width, height and one description column per language."""
+    out_dir = Path(out_dir)
+    con = open_manifest(out_dir)
+    ok = rows(con, "status = 'ok'")
+    con.close()
+    langs = sorted({lang for r in ok for lang in json.loads(r["descriptions"])})
+    csv_path = Path(csv_path or out_dir / "photos.csv")
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["uuid", "file", "width", "height"] + [f"description_{l}" for l in langs])
+        for r in ok:
+            d = json.loads(r["descriptions"])
+            writer.writerow([r["uuid"], r["file"], r["width"], r["height"]]
+                            + [d.get(l, "") for l in langs])
+    os.replace(tmp, csv_path)
+    return csv_path, len(ok)

@@ -1,0 +1,287 @@
+"""Photo acquisition against a loopback server that injects faults per uuid."""
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PIL import Image
+
+from dec import photos
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def uid(n):
+    return f"5a36f382-dbdf-11e6-95fd-{n:012x}"
+
+
+def image_bytes(fmt="JPEG", size=(40, 30), color=(200, 30, 60)):
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, fmt)
+    return buf.getvalue()
+
+
+JPEG, PNG = image_bytes(), image_bytes("PNG", (17, 23))
+# A JPEG with valid headers whose entropy-coded data is garbage.
+CORRUPT = JPEG[:len(JPEG) // 3] + bytes(range(256)) * 4 + b"\xff\xd9"
+
+OK_JPEG, OK_PNG, NOT_FOUND, GONE, FLAKY_500, RETRY_AFTER, RESET, SLOW, TRUNC_LEN, \
+    TRUNC_NOLEN, HTML, EMPTY, CORRUPT_JPEG, FORBIDDEN = (uid(i) for i in range(1, 15))
+
+
+class PhotoServer(BaseHTTPRequestHandler):
+    behaviour = {}
+    requests = {}
+    latency = 0.0
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def send_body(self, body, content_type="image/jpeg", length=True, status=200):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length is True:
+            self.send_header("Content-Length", str(len(body)))
+        elif length:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        try:
+            self.answer()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeouts): expected here
+
+    def answer(self):
+        uuid = self.path.split("/")[-1].split("?")[0]
+        with self.lock:
+            seen = self.requests.setdefault(uuid, [])
+            seen.append(time.monotonic())
+            count = len(seen)
+        if self.latency:
+            time.sleep(self.latency)
+        kind = self.behaviour.get(uuid, "jpeg")
+        if kind == "jpeg":
+            self.send_body(JPEG)
+        elif kind == "png":
+            self.send_body(PNG, "image/png")
+        elif kind == "404":
+            self.send_error(404)
+        elif kind == "410":
+            self.send_error(410)
+        elif kind == "403":
+            self.send_error(403)
+        elif kind == "500-then-ok":
+            self.send_error(500) if count == 1 else self.send_body(JPEG)
+        elif kind == "503-retry-after":
+            if count == 1:
+                self.send_response(503)
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.send_body(JPEG)
+        elif kind == "reset":
+            self.close_connection = True  # no response at all
+        elif kind == "slow":
+            time.sleep(1.0)
+            self.send_body(JPEG)
+        elif kind == "truncated-with-length":
+            self.send_body(JPEG[: len(JPEG) // 2], length=len(JPEG))
+        elif kind == "truncated-no-length":
+            self.send_body(JPEG[: len(JPEG) // 2], length=False)
+        elif kind == "html":
+            self.send_body(b"<!DOCTYPE html><html><body>Not here</body></html>", "text/html")
+        elif kind == "html-as-image":
+            self.send_body(b"<html><body>oops</body></html>", "image/jpeg")
+        elif kind == "empty":
+            self.send_body(b"")
+        elif kind == "corrupt":
+            self.send_body(CORRUPT)
+
+
+@pytest.fixture
+def server():
+    PhotoServer.behaviour, PhotoServer.requests, PhotoServer.latency = {}, {}, 0.0
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), PhotoServer)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}/photo/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def config(base, **kw):
+    defaults = dict(base_url=base, concurrency=8, timeout=0.5, retries=2, backoff=0.05)
+    defaults.update(kw)
+    return photos.FetchConfig(**defaults)
+
+
+def manifest(out):
+    con = sqlite3.connect(out / photos.MANIFEST)
+    con.row_factory = sqlite3.Row
+    result = {r["uuid"]: dict(r) for r in con.execute("SELECT * FROM photos")}
+    con.close()
+    return result
+
+
+# ---- parsing ----------------------------------------------------------------------
+def test_parse_keeps_languages_and_reports_malformed_lines(tmp_path):
+    text = (f"\ufeff{uid(1)} | Những người ăn xin | vie\r\n"
+            f"{uid(1)} | Mendiants | fra\r\n"
+            "\r\n"
+            f"  {uid(2)}|Pagode | Chùa Một Cột | temple|vie  \n"
+            "not a line\n"
+            f"zz{uid(3)[2:]} | bad id | fra\n"
+            f"{uid(3).upper()} | upper-case id is fine | eng\n"
+            f"{uid(4)} | no language |\n")
+    (tmp_path / "photos.txt").write_text(text, encoding="utf-8", newline="")
+    listing = photos.parse_photos(tmp_path / "photos.txt")
+    assert listing.photos[uid(1)] == {"vie": "Những người ăn xin", "fra": "Mendiants"}
+    assert listing.photos[uid(2)] == {"vie": "Pagode | Chùa Một Cột | temple"}
+    assert uid(3) in listing.photos and uid(4) not in listing.photos
+    assert listing.stats() == {"lines": 7, "unique_ids": 3, "malformed": 3, "blank": 1}
+    assert [(n, r.split()[0]) for n, r, _ in listing.malformed] == \
+        [(5, "expected"), (6, "invalid"), (8, "invalid")]
+
+
+# ---- faults -----------------------------------------------------------------------
+def test_fault_injection_statuses_reasons_and_retries(server, tmp_path):
+    httpd, base = server
+    PhotoServer.behaviour = {
+        OK_PNG: "png", NOT_FOUND: "404", GONE: "410", FLAKY_500: "500-then-ok",
+        RETRY_AFTER: "503-retry-after", RESET: "reset", SLOW: "slow",
+        TRUNC_LEN: "truncated-with-length", TRUNC_NOLEN: "truncated-no-length",
+        HTML: "html", EMPTY: "empty", CORRUPT_JPEG: "corrupt", FORBIDDEN: "403"}
+    ids = [OK_JPEG] + list(PhotoServer.behaviour)
+    lines = [f"{u} | photo {i} | eng" for i, u in enumerate(ids)] + [f"{OK_JPEG} | ảnh | vie"]
+    (tmp_path / "photos.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    summary = photos.fetch(tmp_path / "photos.txt", out, config(base), progress=False,
+                           log=lambda *a: None)
+    m = manifest(out)
+    status = {u: (m[u]["status"], m[u]["reason"]) for u in ids}
+    assert status[OK_JPEG] == ("ok", None) and status[OK_PNG] == ("ok", None)
+    assert (out / f"{OK_JPEG}.jpg").read_bytes() == JPEG
+    assert (out / f"{OK_PNG}.png").read_bytes() == PNG
+    assert (m[OK_PNG]["format"], m[OK_PNG]["width"], m[OK_PNG]["height"]) == ("PNG", 17, 23)
+    assert status[NOT_FOUND] == ("missing", "HTTP 404") and status[GONE] == ("missing", "HTTP 410")
+    assert status[FORBIDDEN] == ("failed", "HTTP 403")
+    assert status[FLAKY_500] == ("ok", None) and m[FLAKY_500]["attempts"] == 2
+    assert status[RETRY_AFTER] == ("ok", None)
+    first, second = PhotoServer.requests[RETRY_AFTER]
+    assert second - first >= 0.9                       # Retry-After: 1 was honoured
+    assert status[RESET][0] == "failed" and "connection" in status[RESET][1]
+    assert status[SLOW][0] == "failed" and "timeout" in status[SLOW][1]
+    assert status[TRUNC_LEN][0] == "failed" and "incomplete body" in status[TRUNC_LEN][1]
+    assert status[TRUNC_NOLEN] == ("broken", "truncated image")
+    assert status[HTML] == ("broken", "text/html page instead of an image")
+    assert status[EMPTY] == ("broken", "empty body")
+    assert status[CORRUPT_JPEG][0] == "broken"
+    # Retries happen, and stop: 1 + retries attempts for the transient faults,
+    # one request for 404/410/403 and for answers that are not images.
+    for u in (RESET, SLOW, TRUNC_LEN):
+        assert len(PhotoServer.requests[u]) == 3 and m[u]["attempts"] == 3
+    for u in (NOT_FOUND, GONE, FORBIDDEN, HTML, EMPTY, CORRUPT_JPEG, OK_JPEG):
+        assert len(PhotoServer.requests[u]) == 1
+    # Nothing broken or partial is kept.
+    assert sorted(p.name for p in out.iterdir() if p.suffix in (".jpg", ".png")) == \
+        sorted([f"{OK_JPEG}.jpg", f"{OK_PNG}.png", f"{FLAKY_500}.jpg", f"{RETRY_AFTER}.jpg"])
+    assert list((out / photos.PARTIAL).iterdir()) == []
+    assert summary["ok"] == 4 and summary["missing"] == 2 and summary["broken"] == 4
+    assert summary["failed"] == 4 and summary["unique_ids"] == 14 and summary["lines"] == 15
+    assert (out / "summary.json").exists()
+
+
+def test_duplicate_lines_cause_one_request_per_uuid(server, tmp_path):
+    _, base = server
+    ids = [uid(100 + i) for i in range(20)]
+    lines = [f"{u} | mô tả | vie\n{u} | description | fra" for u in ids]
+    (tmp_path / "photos.txt").write_text("\n".join(lines * 2) + "\n", encoding="utf-8")
+    photos.fetch(tmp_path / "photos.txt", tmp_path / "out", config(base), progress=False,
+                 log=lambda *a: None)
+    assert sorted(PhotoServer.requests) == sorted(ids)
+    assert all(len(v) == 1 for v in PhotoServer.requests.values())
+    m = manifest(tmp_path / "out")
+    assert eval_json(m[ids[0]]["descriptions"]) == {"vie": "mô tả", "fra": "description"}
+
+
+def eval_json(text):
+    import json
+    return json.loads(text)
+
+
+def test_rerun_fetches_only_what_is_not_ok(server, tmp_path):
+    _, base = server
+    PhotoServer.behaviour = {uid(2): "404"}
+    (tmp_path / "photos.txt").write_text(f"{uid(1)} | a | eng\n{uid(2)} | b | eng\n")
+    for _ in range(2):
+        photos.fetch(tmp_path / "photos.txt", tmp_path / "out", config(base), progress=False,
+                     log=lambda *a: None)
+    assert len(PhotoServer.requests[uid(1)]) == 1
+    assert len(PhotoServer.requests[uid(2)]) == 2
+
+
+def test_sigkill_in_the_middle_resumes_to_the_same_final_state(server, tmp_path):
+    _, base = server
+    PhotoServer.latency = 0.05
+    ids = [uid(1000 + i) for i in range(120)]
+    PhotoServer.behaviour = {ids[5]: "404", ids[7]: "empty", ids[9]: "png"}
+    (tmp_path / "photos.txt").write_text("".join(f"{u} | p | eng\n" for u in ids))
+    cmd = [sys.executable, "-m", "data_prep.fetch_photos", "fetch", str(tmp_path / "photos.txt"),
+           "--base-url", base, "--concurrency", "4", "--retries", "1", "--backoff", "0.05",
+           "--quiet", "--out"]
+    victim = subprocess.Popen(cmd + [str(tmp_path / "killed")], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done_before = sum(r["status"] != "pending" for r in manifest(tmp_path / "killed").values())
+    assert 0 < done_before < len(ids)                  # it really was killed mid-way
+    subprocess.run(cmd + [str(tmp_path / "killed")], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(cmd + [str(tmp_path / "clean")], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    keys = ("status", "reason", "sha256", "file", "format", "width", "height", "bytes")
+    resumed, clean = manifest(tmp_path / "killed"), manifest(tmp_path / "clean")
+    assert {u: tuple(r[k] for k in keys) for u, r in resumed.items()} == \
+        {u: tuple(r[k] for k in keys) for u, r in clean.items()}
+    files = lambda d: sorted(p.name for p in d.iterdir() if p.is_file() and "manifest" not in p.name
+                             and p.name != "summary.json")
+    assert files(tmp_path / "killed") == files(tmp_path / "clean")
+    assert list((tmp_path / "killed" / photos.PARTIAL).iterdir()) == []
+
+
+def test_verify_finds_missing_changed_and_undecodable_files(server, tmp_path):
+    _, base = server
+    ids = [uid(200 + i) for i in range(4)]
+    (tmp_path / "photos.txt").write_text("".join(f"{u} | p | eng\n" for u in ids))
+    out = tmp_path / "out"
+    photos.fetch(tmp_path / "photos.txt", out, config(base), progress=False, log=lambda *a: None)
+    (out / f"{ids[0]}.jpg").unlink()
+    (out / f"{ids[1]}.jpg").write_bytes(image_bytes(color=(1, 2, 3)))
+    (out / f"{ids[2]}.jpg").write_bytes(b"garbage")
+    problems = photos.verify(out)
+    assert problems == {"file missing on disk": 1, "file changed on disk (sha256)": 2}
+    m = manifest(out)
+    assert [m[u]["status"] for u in ids] == ["broken", "broken", "broken", "ok"]
+    photos.fetch(tmp_path / "photos.txt", out, config(base), progress=False, log=lambda *a: None)
+    assert all(r["status"] == "ok" for r in manifest(out).values())
+    path, count = photos.export(out)
+    rows = path.read_text(encoding="utf-8").splitlines()
+    assert count == 4 and rows[0] == "uuid,file,width,height,description_eng"
+
+
+def test_check_image_rejects_html_served_as_an_image():
+    with pytest.raises(ValueError, match="HTML page"):
+        photos.check_image(b"<html><body>oops</body></html>")
+    assert photos.check_image(PNG) == ("PNG", 17, 23)
