@@ -21,7 +21,7 @@ CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
 .PHONY: help venv caffe cuda-extras test demo mnist-data mnist fashion fetch bench-layer bench-dec \
-  bench-fetch \
+  bench-fetch bench-features stl-data photos-data \
   docker-build docker-shell docker-run clean
 
 help:
@@ -34,6 +34,9 @@ help:
 	@echo "make bench-layer  MultiTLoss forward+backward on CPU against NumPy"
 	@echo "make bench-dec    seconds per pretraining/fine-tuning epoch and DEC round"
 	@echo "make bench-fetch  concurrent against one-by-one photo fetch, 20 ms loopback latency"
+	@echo "make bench-features  DEC HOG+colour features/s against scikit-image's hog"
+	@echo "make stl-data     STL-10 → HOG + colour feature databases (downloads; or STL_DIR=)"
+	@echo "make photos-data PHOTOS_DIR=photos/   photo folder → feature databases (custom_*)"
 	@echo "make docker-build / docker-shell / docker-run CMD='make ...'  (nvidia-docker)"
 
 # ---- set-up -----------------------------------------------------------------
@@ -90,6 +93,16 @@ fashion: caffe $(DATA)/fashion_meta.json
 	$(PY) -m dec run fashion --data $(DATA) --run $(RUNS)/fashion $(GPU_FLAG) $(FASHION_ARGS)
 	$(PY) -m dec.compare $(RUNS)/fashion
 
+STL_DIR ?=
+stl-data: caffe
+	$(if $(STL_DIR),,data_prep/fetch_stl10.sh $(DATA)/stl10)
+	$(PY) -m dec data stl --out $(DATA) --stl-dir $(or $(STL_DIR),$(DATA)/stl10/stl10_binary)
+
+PHOTOS_DIR ?= photos
+PHOTOS_NAME ?= custom
+photos-data: caffe
+	$(PY) -m dec data photos --photos $(PHOTOS_DIR) --name $(PHOTOS_NAME) --out $(DATA)
+
 # ---- heobs photos (report §2) -------------------------------------------------
 PHOTOS ?= photos.txt
 OUT ?= photos
@@ -108,6 +121,9 @@ bench-dec: caffe
 
 bench-fetch: venv
 	$(PY) -m dec.bench_fetch
+
+bench-features: venv
+	$(PY) -m dec.bench_features
 
 # ---- Docker (nvidia-docker; no Docker engine on our own machines) ------------
 DOCKER_IMAGE ?= heobs-dec:cuda

@@ -8,7 +8,7 @@ from . import engine
 from .engine import CaffeMissing
 from .solve import Diverged
 
-SOURCES = ("digits", "fashion", "mnist")
+SOURCES = ("digits", "fashion", "mnist", "stl", "photos")
 
 
 def load_source(source, mnist_dir=None, limit=None):
@@ -61,6 +61,13 @@ def main(argv=None):
     p.add_argument("--out", default="data", help="folder for the databases (data)")
     p.add_argument("--limit", type=int, help="a seeded random subset of N samples")
     p.add_argument("--mnist-dir", help="folder with the four MNIST IDX files (.gz or raw)")
+    p.add_argument("--stl-dir", help="folder with STL-10's *_X.bin / *_y.bin files")
+    p.add_argument("--photos", help="folder of photos (or a fetch output folder)")
+    p.add_argument("--name", help="database name for photos (custom)")
+    p.add_argument("--size", type=int, nargs=2, default=(96, 96), metavar=("W", "H"),
+                   help="photos are resized to W x H before features (96 96)")
+    p.add_argument("--cmap", type=int, nargs=2, default=(6, 10), metavar=("W", "H"),
+                   help="colour map size for photos (report: 6 10)")
 
     p = sub.add_parser("run", help="pretrain, cluster, write metrics and class folders")
     p.add_argument("name", help="database name, e.g. digits, fashion, mnist, fashion5000")
@@ -77,7 +84,22 @@ def main(argv=None):
 
     args = parser.parse_args(argv)
     try:
-        if args.command == "data":
+        if args.command == "data" and args.source in ("stl", "photos"):
+            from . import feature_data
+            if args.source == "stl":
+                if not args.stl_dir:
+                    raise FileNotFoundError("STL-10 needs --stl-dir (or `make stl-data`)")
+                shape = feature_data.make_stl_databases(args.stl_dir, args.out)
+                print(f"stl: {shape[0]} labelled samples of {shape[1]} features → {args.out}")
+            else:
+                if not args.photos:
+                    raise FileNotFoundError("photos need --photos FOLDER")
+                result = feature_data.make_photo_databases(
+                    args.photos, args.out, args.name or "custom", tuple(args.size),
+                    tuple(args.cmap))
+                print(f"{args.name or 'custom'}: {result['written']} photos written, "
+                      f"{len(result['skipped'])} skipped → {args.out}")
+        elif args.command == "data":
             image_set = load_source(args.source, args.mnist_dir, args.limit)
             paths = datasets.make_databases(image_set, args.out)
             print(f"{image_set.name}: {len(image_set.images)} samples of {image_set.dim} → "

@@ -65,34 +65,62 @@ def _replace(tmp, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_db(path, samples, labels=None, start=0, batch=4096):
+class Writer:
+    """Builds a database beside `path` and renames it into place on close();
+    on an error (or abort()) the temporary store is removed and `path` keeps
+    what it had. Use as a context manager."""
+
+    def __init__(self, path, batch=4096):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.Datum = _datum_class()
+        self.tmp = tempfile.mkdtemp(prefix=self.path.name + ".tmp-", dir=self.path.parent)
+        self.db = plyvel.DB(self.tmp, create_if_missing=True)
+        self.batch_size = batch
+        self.wb = self.db.write_batch()
+        self.count = 0
+
+    def put(self, index, x, label=0):
+        self.wb.put(key(index), to_datum(x, label, self.Datum).SerializeToString())
+        self.count += 1
+        if self.count % self.batch_size == 0:
+            self.wb.write()
+            self.wb = self.db.write_batch()
+
+    def append(self, x, label=0):
+        self.put(self.count, x, label)
+
+    def close(self):
+        self.wb.write()
+        self.db.close()
+        _replace(self.tmp, self.path)
+
+    def abort(self):
+        if not self.db.closed:
+            self.db.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def write_db(path, samples, labels=None, start=0):
     """Write samples (N x ... array, or an iterable of arrays) atomically.
 
     Records get keys start, start+1, ... Returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Datum = _datum_class()
-    tmp = tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        db = plyvel.DB(tmp, create_if_missing=True, error_if_exists=False)
-        n = 0
-        wb = db.write_batch()
+    with Writer(path) as writer:
         for i, x in enumerate(samples):
-            label = 0 if labels is None else labels[i]
-            wb.put(key(start + i), to_datum(x, label, Datum).SerializeToString())
-            n += 1
-            if n % batch == 0:
-                wb.write()
-                wb = db.write_batch()
-        wb.write()
-        db.close()
-        if labels is not None and len(labels) != n:
-            raise ValueError(f"{path}: {n} samples but {len(labels)} labels")
-        _replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return n
+            writer.put(start + i, x, 0 if labels is None else labels[i])
+        if labels is not None and len(labels) != writer.count:
+            raise ValueError(f"{path}: {writer.count} samples but {len(labels)} labels")
+    return writer.count
 
 
 def read_db(path, limit=None):

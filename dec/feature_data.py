@@ -1,0 +1,194 @@
+"""Feature databases of images for DEC: STL-10 (make_stl_data.py) and photo
+folders (report §3.3), streamed to LevelDB a chunk at a time.
+
+Both write <name>_total (features, labelled, permuted), <name>_img (the same
+images, uint8 C x H x W RGB, same order), <name>_train / <name>_test
+(autoencoder data) and <name>_meta.json, like the pixel data sets.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from . import datasets, db, features
+
+STL_SIDE = 96
+STL_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
+               "truck")
+PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+CHUNK = 512
+
+
+def _write_meta(out_dir, name, meta):
+    tmp = Path(out_dir) / f".{name}_meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, Path(out_dir) / f"{name}_meta.json")
+
+
+# ---- STL-10 -------------------------------------------------------------------
+def read_stl_images(path):
+    """STL-10 binary images: N x 3 x 96 x 96 column-major → N x 96 x 96 x 3 RGB
+    (a memory map; DEC's reshape + transpose(0, 3, 2, 1))."""
+    path = Path(path)
+    size = path.stat().st_size
+    per_image = 3 * STL_SIDE * STL_SIDE
+    if size == 0 or size % per_image:
+        raise ValueError(f"{path}: {size} bytes is not a whole number of 96x96x3 images")
+    raw = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, 3, STL_SIDE, STL_SIDE)
+    return raw.transpose(0, 3, 2, 1)
+
+
+def read_stl_labels(path):
+    labels = np.fromfile(path, dtype=np.uint8).astype(np.int64) - 1   # 1..10 → 0..9
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: labels outside 1..10")
+    return labels
+
+
+def _features_in_chunks(images, sbin, cmap_size, progress):
+    parts = []
+    for start in range(0, len(images), CHUNK):
+        chunk = np.asarray(images[start:start + CHUNK])
+        parts.append(features.dec_features(chunk, sbin, cmap_size, progress=progress)
+                     .astype(np.float32))
+    return np.concatenate(parts)
+
+
+def make_stl_databases(stl_dir, out_dir, name="stl", seed=datasets.PERMUTATION_SEED,
+                       include_unlabeled=True, progress=True):
+    """make_stl_data.py: stl_total/stl_img = train + test permuted (seed 1234);
+    stl_train/stl_test = total + unlabelled, permuted again, split 4/5."""
+    stl_dir, out_dir = Path(stl_dir), Path(out_dir)
+    x_parts, y_parts, images = [], [], []
+    for split in ("train", "test"):
+        imgs = read_stl_images(stl_dir / f"{split}_X.bin")
+        labels = read_stl_labels(stl_dir / f"{split}_y.bin")
+        if len(imgs) != len(labels):
+            raise ValueError(f"{stl_dir}: {split}_X.bin and {split}_y.bin differ in count")
+        x_parts.append(_features_in_chunks(imgs, 8, features.STL_CMAP_SIZE, progress))
+        y_parts.append(labels)
+        images.append(imgs)
+    rng = np.random.RandomState(seed)          # DEC: np.random.seed(1234), two draws
+    x_total, y_total = np.concatenate(x_parts), np.concatenate(y_parts)
+    order = rng.permutation(len(x_total))
+    db.write_db(out_dir / f"{name}_total", x_total[order], y_total[order])
+    offsets = np.cumsum([0] + [len(i) for i in images])
+
+    def image(index):
+        part = np.searchsorted(offsets, index, side="right") - 1
+        return np.asarray(images[part][index - offsets[part]]).transpose(2, 0, 1)
+
+    db.write_db(out_dir / f"{name}_img", (image(i) for i in order), y_total[order])
+    x_all = x_total[order]
+    unlabeled = stl_dir / "unlabeled_X.bin"
+    if include_unlabeled and unlabeled.exists():
+        x_all = np.concatenate([x_all, _features_in_chunks(
+            read_stl_images(unlabeled), 8, features.STL_CMAP_SIZE, progress)])
+    x_all = x_all[rng.permutation(len(x_all))]
+    n_train = len(x_all) * 4 // 5
+    db.write_db(out_dir / f"{name}_train", x_all[:n_train])
+    db.write_db(out_dir / f"{name}_test", x_all[n_train:])
+    _write_meta(out_dir, name, {
+        "name": name, "samples": int(len(x_total)), "dim": int(x_total.shape[1]),
+        "n_train": int(n_train), "image_shape": [STL_SIDE, STL_SIDE, 3], "seed": seed,
+        "classes": list(STL_CLASSES), "clusters": 10,
+        "features": "pyvision HOG sbin 8 + CrCb 8x8 (make_stl_data.py)"})
+    return x_total.shape
+
+
+# ---- photo folders (report §3.3) -----------------------------------------------------
+def label_of(filename, classes=PHOTO_CLASSES):
+    """The class from the file-name prefix before '_' (report: load_label), or None."""
+    prefix = Path(filename).name.split("_")[0].lower()
+    return classes.index(prefix) if prefix in classes else None
+
+
+def load_photo(path, size):
+    """Any mode (grey, RGBA, CMYK, palette), EXIF-rotated → RGB uint8 of size (w, h)."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("RGB").resize(size, Image.BICUBIC)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def list_photos(source):
+    """Image files of a folder, or the 'ok' files of a fetch manifest folder."""
+    source = Path(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is not a folder of images")
+    manifest = source / "manifest.sqlite"
+    if manifest.exists():
+        from . import photos
+        con = photos.open_manifest(source)
+        files = [source / r["file"] for r in photos.rows(con, "status = 'ok'")]
+        con.close()
+    else:
+        files = sorted(p for p in source.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{source}: no images found")
+    return files
+
+
+def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
+                         cmap_size=features.PHOTO_CMAP_SIZE, seed=datasets.PERMUTATION_SEED,
+                         classes=PHOTO_CLASSES, progress=True, log=print):
+    """Report §3.3 load_data, streamed: files in a seeded random order, each read,
+    brought to `size` (width, height), featurised, written to <name>_total and
+    <name>_img; names in the same order in <name>_named_label.npy. Unreadable
+    files are listed and skipped."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = list_photos(source)
+    files = [files[i] for i in np.random.RandomState(seed).permutation(len(files))]
+
+    def work(path):
+        try:
+            image = load_photo(path, size)
+        except Exception as err:           # any decoder error: report, skip, go on
+            return path, None, None, f"{err.__class__.__name__}: {err}"
+        return path, image, features.dec_feature(image, 8, cmap_size), None
+
+    names, labels, skipped = [], [], []
+    total_path, img_path = out_dir / f"{name}_total", out_dir / f"{name}_img"
+    with db.Writer(total_path) as total, db.Writer(img_path) as img, \
+            Parallel(n_jobs=-1, return_as="generator") as parallel, \
+            tqdm(total=len(files), desc="photos", unit="img", disable=not progress) as bar:
+        for start in range(0, len(files), CHUNK):
+            for path, image, feature, error in parallel(delayed(work)(p)
+                                                        for p in files[start:start + CHUNK]):
+                bar.update(1)
+                if error:
+                    skipped.append((str(path), error))
+                    continue
+                label = label_of(path.name, classes)
+                total.append(feature.astype(np.float32), -1 if label is None else label)
+                img.append(image.transpose(2, 0, 1), -1 if label is None else label)
+                names.append(path.name)
+                labels.append(label)
+        if not names:
+            raise ValueError(f"{source}: none of the {len(files)} images could be read")
+    for path, error in skipped:
+        log(f"skipped {path}: {error}")
+    np.save(out_dir / f"{name}_named_label.npy", np.array(names))
+    x, y = db.read_db(total_path)
+    n_train = len(x) * 4 // 5
+    db.write_db(out_dir / f"{name}_train", x[:n_train], y[:n_train])
+    db.write_db(out_dir / f"{name}_test", x[n_train:], y[n_train:])
+    labelled = all(label is not None for label in labels)
+    _write_meta(out_dir, name, {
+        "name": name, "samples": len(names), "dim": int(x.shape[1]), "n_train": n_train,
+        "image_shape": [size[1], size[0], 3], "seed": seed,
+        "classes": list(classes) if labelled else [],
+        "clusters": len(classes), "skipped": skipped,
+        "features": f"pyvision HOG sbin 8 + CrCb {cmap_size[0]}x{cmap_size[1]} (report §3.3)"})
+    return {"written": len(names), "skipped": skipped, "labelled": labelled}
