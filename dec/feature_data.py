@@ -28,6 +28,19 @@ def _write_meta(out_dir, name, meta):
     os.replace(tmp, Path(out_dir) / f"{name}_meta.json")
 
 
+def write_previews(out_dir, name, images):
+    """DEC's visual check (load_stl): <name>_org.jpg, a 10x10 grid of the first
+    100 images, and <name>_hog.jpg, their HOG glyph pictures."""
+    from .export import grid
+    images = [np.asarray(im) for im in images[:100]]
+    if not images:
+        return
+    Image.fromarray(grid(images, 10)).save(Path(out_dir) / f"{name}_org.jpg", quality=92)
+    pictures = [features.hog_picture(features.hog(im), 9) for im in images]
+    Image.fromarray(grid(pictures, 10)[..., 0]).save(Path(out_dir) / f"{name}_hog.jpg",
+                                                      quality=92)
+
+
 # ---- STL-10 -------------------------------------------------------------------
 def read_stl_images(path):
     """STL-10 binary images: N x 3 x 96 x 96 column-major → N x 96 x 96 x 3 RGB
@@ -62,6 +75,7 @@ def make_stl_databases(stl_dir, out_dir, name="stl", seed=datasets.PERMUTATION_S
     """make_stl_data.py: stl_total/stl_img = train + test permuted (seed 1234);
     stl_train/stl_test = total + unlabelled, permuted again, split 4/5."""
     stl_dir, out_dir = Path(stl_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     x_parts, y_parts, images = [], [], []
     for split in ("train", "test"):
         imgs = read_stl_images(stl_dir / f"{split}_X.bin")
@@ -71,6 +85,7 @@ def make_stl_databases(stl_dir, out_dir, name="stl", seed=datasets.PERMUTATION_S
         x_parts.append(_features_in_chunks(imgs, 8, features.STL_CMAP_SIZE, progress))
         y_parts.append(labels)
         images.append(imgs)
+    write_previews(out_dir, name, np.asarray(images[0][:100]))
     rng = np.random.RandomState(seed)          # DEC: np.random.seed(1234), two draws
     x_total, y_total = np.concatenate(x_parts), np.concatenate(y_parts)
     order = rng.permutation(len(x_total))
@@ -160,6 +175,7 @@ def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
 
     names, labels, skipped = [], [], []
     total_path, img_path = out_dir / f"{name}_total", out_dir / f"{name}_img"
+    previews = []
     with db.Writer(total_path) as total, db.Writer(img_path) as img, \
             Parallel(n_jobs=-1, return_as="generator") as parallel, \
             tqdm(total=len(files), desc="photos", unit="img", disable=not progress) as bar:
@@ -175,10 +191,13 @@ def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
                 img.append(image.transpose(2, 0, 1), -1 if label is None else label)
                 names.append(path.name)
                 labels.append(label)
+                if len(previews) < 100:
+                    previews.append(image)
         if not names:
             raise ValueError(f"{source}: none of the {len(files)} images could be read")
     for path, error in skipped:
         log(f"skipped {path}: {error}")
+    write_previews(out_dir, name, previews)
     np.save(out_dir / f"{name}_named_label.npy", np.array(names))
     x, y = db.read_db(total_path)
     n_train = len(x) * 4 // 5

@@ -164,6 +164,9 @@ def test_stl_reading_and_databases(tmp_path):
                                            .all(axis=(1, 2, 3)))[0]]
         np.testing.assert_allclose(x[row], features.dec_feature(source), rtol=1e-6, atol=1e-5)
     assert db.count_db(out / "stl_train") == 12 and db.count_db(out / "stl_test") == 3
+    # the visual check: a grid of the images and one of their HOG pictures
+    assert Image.open(out / "stl_org.jpg").size == (10 * 97 + 1, 97 + 1)
+    assert Image.open(out / "stl_hog.jpg").size == (10 * 91 + 1, 91 + 1)
     with pytest.raises(ValueError, match="whole number"):
         (tmp_path / "bad_X.bin").write_bytes(b"123")
         feature_data.read_stl_images(tmp_path / "bad_X.bin")
