@@ -21,7 +21,7 @@ CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
 .PHONY: help venv caffe cuda-extras test demo mnist-data mnist fashion fetch bench-layer bench-dec \
-  bench-fetch bench-features stl-data photos-data \
+  bench-fetch bench-features bench-caffenet stl-data photos-data fetch-caffenet \
   docker-build docker-shell docker-run clean
 
 help:
@@ -35,6 +35,8 @@ help:
 	@echo "make bench-dec    seconds per pretraining/fine-tuning epoch and DEC round"
 	@echo "make bench-fetch  concurrent against one-by-one photo fetch, 20 ms loopback latency"
 	@echo "make bench-features  DEC HOG+colour features/s against scikit-image's hog"
+	@echo "make bench-caffenet  CaffeNet forward and forward+backward images/s, batch 50"
+	@echo "make fetch-caffenet  ImageNet weights of bvlc_reference_caffenet (SHA-1 checked)"
 	@echo "make stl-data     STL-10 → HOG + colour feature databases (downloads; or STL_DIR=)"
 	@echo "make photos-data PHOTOS_DIR=photos/   photo folder → feature databases (custom_*)"
 	@echo "make docker-build / docker-shell / docker-run CMD='make ...'  (nvidia-docker)"
@@ -124,6 +126,14 @@ bench-fetch: venv
 
 bench-features: venv
 	$(PY) -m dec.bench_features
+
+bench-caffenet: caffe
+	$(PY) -m dec.bench_caffenet
+
+# ---- CaffeNet's ImageNet weights (BVLC model zoo; needs the internet) ---------
+CAFFENET_WEIGHTS ?= $(DATA)/bvlc_reference_caffenet.caffemodel
+fetch-caffenet:
+	data_prep/fetch_caffenet.sh $(CAFFENET_WEIGHTS)
 
 # ---- Docker (nvidia-docker; no Docker engine on our own machines) ------------
 DOCKER_IMAGE ?= heobs-dec:cuda

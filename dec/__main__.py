@@ -82,8 +82,11 @@ def main(argv=None):
     p.add_argument("--db", required=True, help="a <name>_total style database to assign")
     p.add_argument("--out", help="CSV of index, cluster, q (default: stdout)")
 
+    add_supervised_commands(sub)
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "handler", None):
+            return args.handler(args)
         if args.command == "data" and args.source in ("stl", "photos"):
             from . import feature_data
             if args.source == "stl":
@@ -121,10 +124,162 @@ def main(argv=None):
                 Path(args.out).write_text(text)
             else:
                 sys.stdout.write(text)
-    except (FileNotFoundError, ValueError, CaffeMissing, Diverged) as err:
+    except (FileNotFoundError, ValueError, RuntimeError, CaffeMissing, Diverged) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+# ---- the supervised half (report §4-§8): CaffeNet ------------------------------------
+def add_supervised_commands(sub):
+    from . import caffenet, supervised as sv
+
+    def labels_of(args):
+        if args.labels:
+            return sv.read_labels(args.labels)
+        if args.tree:
+            return sv.labels_from_tree(args.tree)
+        if args.prefixes:
+            return sv.labels_from_prefixes(args.prefixes)
+        raise ValueError("give --labels CSV, --tree FOLDER or --prefixes FOLDER")
+
+    def label_source(p):
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--labels", help="CSV path,label")
+        g.add_argument("--tree", help="folder of class folders <root>/<class>/<file>")
+        g.add_argument("--prefixes", help="folder of files named <class>_...")
+
+    def do_sample(a):
+        chosen = sv.sample(a.source, a.n, a.out, a.seed)
+        print(f"{len(chosen)} photos copied to {a.out}: label them by moving them into "
+              f"{a.out}/<class>/ folders or renaming them <class>_<name>")
+        return 0
+
+    def do_labels(a):
+        items = labels_of(a)
+        print(sv.class_table(items))
+        if a.out:
+            print(f"written {sv.write_labels(items, a.out)}")
+        return 0
+
+    def do_survey(a):
+        files = sv.list_photos(a.source)
+        groups, unreadable = sv.survey(files, a.tolerance)
+        print(sv.survey_table(groups[:a.top], a.tolerance))
+        for path, reason in unreadable:
+            print(f"unreadable {path}: {reason}")
+        if a.png:
+            sv.survey_png(groups, a.png)
+            print(f"histogram: {a.png}")
+        return 0
+
+    def do_resize(a):
+        items = labels_of(a)
+        if a.window:
+            low, high = tuple(a.window[:2]), tuple(a.window[2:])
+            items = [(p, l) for p, l in items if sv.in_window(sv.image_size(p), low, high)]
+            print(f"{len(items)} images inside the window {low}-{high}")
+        resized, size = sv.resize_all(items, a.out, tuple(a.size) if a.size else None)
+        sv.write_labels(resized, Path(a.out) / "labels.csv")
+        print(f"{len(resized)} images resized to {size[0]}x{size[1]} in {a.out} "
+              f"(labels: {Path(a.out) / 'labels.csv'})")
+        return 0
+
+    def do_prepare(a):
+        items = sv.select(labels_of(a), a.mode, a.classes, a.positive)
+        ratios = sv.SPLITS.get(a.split) or tuple(float(v) for v in a.split.split("/"))
+        if sum(ratios) > 1.5:
+            ratios = tuple(v / 100 for v in ratios)
+        info = sv.prepare(items, a.out, ratios, a.seed, a.backend)
+        for split, counts in info["counts"].items():
+            print(f"{split:5s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(f"databases and mean image in {a.out}")
+        return 0
+
+    def do_train(a):
+        solver = caffenet.REPORT_SOLVER.override(max_iter=a.max_iter, base_lr=a.lr,
+                                                 stepsize=a.stepsize, batch_size=a.batch,
+                                                 test_interval=a.test_interval,
+                                                 snapshot=a.snapshot, display=a.display)
+        rows, tests = sv.train(a.dataset, a.run, solver, a.weights, gpu=a.gpu)
+        if tests:
+            print(f"last validation: {tests[-1]}")
+        print(f"log {Path(a.run) / 'train.log'}, curves {Path(a.run) / 'curves.png'}")
+        return 0
+
+    def do_evaluate(a):
+        result = sv.evaluate(a.run, a.dataset, a.split)
+        print((Path(a.run) / "evaluation.txt").read_text())
+        return 0
+
+    def do_classify(a):
+        counts = sv.pseudo_label(a.run, a.source, a.out, copy=a.copy)
+        print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(f"review folders and predictions.csv in {a.out}; after the review: "
+              f"python -m dec labels --tree {a.out} --out labels.csv")
+        return 0
+
+    p = sub.add_parser("sample", help="copy a seeded random sample of photos to label")
+    p.add_argument("source")
+    p.add_argument("-n", type=int, default=1000)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1234)
+    p.set_defaults(handler=do_sample)
+
+    p = sub.add_parser("labels", help="read labels (tree or prefixes), print Table 3, write CSV")
+    label_source(p)
+    p.add_argument("--out", help="write the labels as CSV path,label")
+    p.set_defaults(handler=do_labels)
+
+    p = sub.add_parser("survey", help="image sizes grouped within a tolerance (Figure 5)")
+    p.add_argument("source")
+    p.add_argument("--tolerance", type=int, default=10)
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--png", help="histogram PNG")
+    p.set_defaults(handler=do_survey)
+
+    p = sub.add_parser("resize", help="filter by a size window, resize (BICUBIC) into a new folder")
+    label_source(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--window", type=int, nargs=4, metavar=("W0", "H0", "W1", "H1"),
+                   help="keep sizes from W0xH0 to W1xH1 (report: 200 120 200 165)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
+                   help="target size (default: the smallest width and height)")
+    p.set_defaults(handler=do_resize)
+
+    p = sub.add_parser("prepare", help="split, Caffe image databases, mean image")
+    label_source(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mode", choices=("all", "subset", "one-vs-rest"), default="all")
+    p.add_argument("--classes", nargs="+", help="for --mode subset (e.g. omit other)")
+    p.add_argument("--positive", help="for --mode one-vs-rest")
+    p.add_argument("--split", default="80/10/10", help="80/10/10, 70/10/20 or a/b/c")
+    p.add_argument("--backend", choices=("leveldb", "lmdb"), default="leveldb")
+    p.add_argument("--seed", type=int, default=1234)
+    p.set_defaults(handler=do_prepare)
+
+    p = sub.add_parser("train", help="fine-tune CaffeNet with the report's solver")
+    p.add_argument("dataset")
+    p.add_argument("--run", required=True)
+    p.add_argument("--weights", help="ImageNet weights (make fetch-caffenet)")
+    p.add_argument("--gpu", type=int)
+    for flag in ("max-iter", "stepsize", "batch", "test-interval", "snapshot", "display"):
+        p.add_argument(f"--{flag}", type=int)
+    p.add_argument("--lr", type=float)
+    p.set_defaults(handler=do_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion on a split")
+    p.add_argument("run")
+    p.add_argument("dataset")
+    p.add_argument("--split", default="test")
+    p.set_defaults(handler=do_evaluate)
+
+    p = sub.add_parser("classify", help="pseudo-label a photo folder into review folders")
+    p.add_argument("run")
+    p.add_argument("source")
+    p.add_argument("--out", required=True)
+    p.add_argument("--copy", action="store_true", help="copy instead of symbolic links")
+    p.set_defaults(handler=do_classify)
 
 
 def print_summary(results):

@@ -57,6 +57,13 @@ def grid(images, columns=10, pad=1):
     return sheet
 
 
+def enlarge(image, min_side=48):
+    """Small images (8x8 digits, 28x28 MNIST) scaled up by whole pixels to be seen."""
+    image = to_hwc(image)
+    factor = max(1, -(-min_side // min(image.shape[:2])))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
+
+
 def contact_sheets(images, q, out_dir, top=100, columns=10):
     """One sheet per cluster: its `top` samples by q_ij, best first."""
     out_dir = Path(out_dir)
@@ -65,7 +72,7 @@ def contact_sheets(images, q, out_dir, top=100, columns=10):
     for cluster in range(q.shape[1]):
         order = np.argsort(-q[:, cluster])[:top]
         path = out_dir / f"cluster_{cluster}.png"
-        to_pil(grid([images[i] for i in order], columns)).save(path)
+        to_pil(grid([enlarge(images[i]) for i in order], columns)).save(path)
         paths.append(path)
     return paths
 
