@@ -1,4 +1,8 @@
-"""Command line: python -m dec {data,run,predict} ... (see --help of each)."""
+"""heobs-dec's command line: python -m dec COMMAND ... (--help of each).
+
+DEC (unsupervised): data, run, predict.
+CaffeNet (supervised): sample, labels, survey, resize, prepare, train, evaluate, classify.
+"""
 import argparse
 import sys
 from pathlib import Path
@@ -208,7 +212,7 @@ def add_supervised_commands(sub):
         return 0
 
     def do_evaluate(a):
-        result = sv.evaluate(a.run, a.dataset, a.split)
+        sv.evaluate(a.run, a.dataset, a.split)
         print((Path(a.run) / "evaluation.txt").read_text())
         return 0
 

@@ -7,7 +7,6 @@ peak memory of the fetching process.
 """
 import argparse
 import io
-import os
 import resource
 import subprocess
 import sys

@@ -109,7 +109,7 @@ def data_layer(phase, source, mean_file, batch, backend="LEVELDB"):
 
 def train_val(n_classes, train_source, val_source, mean_file, solver=REPORT_SOLVER,
               backend="LEVELDB"):
-    return (f'name: "CaffeNet-heobs"\n'
+    return ('name: "CaffeNet-heobs"\n'
             + data_layer("TRAIN", train_source, mean_file, solver.batch_size, backend)
             + data_layer("TEST", val_source, mean_file, solver.test_batch_size, backend)
             + body(n_classes)
@@ -120,7 +120,7 @@ def train_val(n_classes, train_source, val_source, mean_file, solver=REPORT_SOLV
 
 
 def deploy(n_classes, batch=10):
-    return (f'name: "CaffeNet-heobs"\n'
+    return ('name: "CaffeNet-heobs"\n'
             f'layer {{ name: "data" type: "Input" top: "data"\n'
             f"  input_param {{ shape {{ dim: {batch} dim: 3 dim: {CROP} dim: {CROP} }} }} }}\n"
             + body(n_classes)

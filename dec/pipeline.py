@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import autoencoder, datasets, db, export, metrics, multi_t, nets
+from . import autoencoder, datasets, db, export, metrics, multi_t
 from .cluster import ClusterRun
 from .engine import import_caffe
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dec import __main__ as cli
-from dec import cluster, datasets, db, engine, metrics, multi_t, nets, pipeline, solve
+from dec import datasets, db, engine, metrics, multi_t, nets, pipeline, solve
 
 caffe = engine.import_caffe()
 

@@ -1,5 +1,4 @@
 """The supervised CaffeNet pipeline on generated images (CPU, no internet)."""
-import json
 import shutil
 
 import numpy as np
