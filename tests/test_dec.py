@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import read_with_caffe
 
 from dec import __main__ as cli
 from dec import datasets, db, engine, metrics, multi_t, nets, pipeline, solve
@@ -36,13 +37,9 @@ def test_caffe_data_layer_reads_what_we_wrote(tmp_path):
     images = np.arange(6 * 2 * 3 * 4, dtype=np.uint8).reshape(6, 2, 3, 4)
     labels = np.array([3, 1, 4, 1, 5, 9])
     db.write_db(tmp_path / "img", images, labels)
-    (tmp_path / "net.prototxt").write_text(
-        f'layer {{ name: "d" type: "Data" top: "data" top: "label" '
-        f'data_param {{ source: "{tmp_path / "img"}" backend: LEVELDB batch_size: 6 }} }}\n')
-    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
-    net.forward()
-    np.testing.assert_array_equal(net.blobs["data"].data, images.astype(np.float32))
-    np.testing.assert_array_equal(net.blobs["label"].data, labels)
+    data, label = read_with_caffe(tmp_path / "img", 6)
+    np.testing.assert_array_equal(data, images.astype(np.float32))
+    np.testing.assert_array_equal(label, labels)
 
 
 def test_write_db_is_atomic_on_failure(tmp_path):

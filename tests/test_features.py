@@ -1,9 +1,10 @@
 """DEC's image features: pyvision's HOG, the colour map, STL-10 and photo folders."""
 import numpy as np
 import pytest
+from conftest import read_with_caffe
 from PIL import Image
 
-from dec import db, engine, feature_data, features
+from dec import db, feature_data, features
 
 TEXTURE = 0.2357 * 0.2   # each of the 4 block sums when every value is truncated at 0.2
 
@@ -201,14 +202,9 @@ def test_photo_folder_with_mixed_sizes_modes_and_a_corrupt_file(tmp_path):
     assert [feature_data.PHOTO_CLASSES[label] for label in y] == [n.split("_")[0] for n in names]
     assert db.count_db(out / "custom_train") == 4 and db.count_db(out / "custom_test") == 1
     # Caffe reads the image database back
-    caffe = engine.import_caffe()
-    (tmp_path / "net.prototxt").write_text(
-        f'layer {{ name: "d" type: "Data" top: "data" top: "label" '
-        f'data_param {{ source: "{out / "custom_img"}" backend: LEVELDB batch_size: 5 }} }}\n')
-    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
-    net.forward()
-    np.testing.assert_array_equal(net.blobs["data"].data, images.astype(np.float32))
-    np.testing.assert_array_equal(net.blobs["label"].data, y)
+    data, label = read_with_caffe(out / "custom_img", 5)
+    np.testing.assert_array_equal(data, images.astype(np.float32))
+    np.testing.assert_array_equal(label, y)
 
 
 def test_labels_from_names_and_empty_folders(tmp_path):

@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import read_with_caffe
 from PIL import Image
 
 from dec import caffenet, engine, supervised as sv
@@ -141,14 +142,9 @@ def test_prepare_skips_the_corrupt_image_and_caffe_reads_the_databases(trained):
     counts = {split: sum(c.values()) for split, c in info["counts"].items()}
     assert counts == {"train": 33, "val": 3, "test": 6}
     assert (root / "dataset" / "mean.binaryproto").stat().st_size > 0
-    caffe = engine.import_caffe()
-    (root / "read.prototxt").write_text(
-        f'layer {{ name: "d" type: "Data" top: "data" top: "label" '
-        f'data_param {{ source: "{root / "dataset" / "train_leveldb"}" batch_size: 33 }} }}\n')
-    net = caffe.Net(str(root / "read.prototxt"), caffe.TEST)
-    net.forward()
-    assert net.blobs["data"].data.shape == (33, 3, 256, 256)
-    assert sorted(np.bincount(net.blobs["label"].data.astype(int))) == [11, 11, 11]
+    data, label = read_with_caffe(root / "dataset" / "train_leveldb", 33)
+    assert data.shape == (33, 3, 256, 256)
+    assert sorted(np.bincount(label.astype(int))) == [11, 11, 11]
 
 
 def test_short_training_run_lowers_the_loss_and_keeps_the_curve(trained):
