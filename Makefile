@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
-.PHONY: help venv caffe cuda-extras test demo mnist-data mnist fashion fetch bench-layer bench-dec \
+.PHONY: help venv caffe cuda-extras test test-gpu demo mnist-data mnist fashion fetch bench-layer bench-dec \
   bench-fetch bench-features bench-caffenet stl-data photos-data fetch-caffenet \
   docker-build docker-shell docker-run clean
 
@@ -28,6 +28,7 @@ help:
 	@echo "make demo         DEC on the embedded default data (CPU, a few minutes)"
 	@echo "make test         build what is missing, then run the tests"
 	@echo "make caffe        build BVLC Caffe + the DEC layer (CUDA=1 for a GPU build)"
+	@echo "make test-gpu     on a GPU machine: CUDA build, layer gtest and reference test on the GPU"
 	@echo "make fashion      DEC on all of Fashion-MNIST, CPU schedule of < 60 min (+ comparison)"
 	@echo "make mnist        DEC on MNIST, the paper's schedule (GPU=0 for a GPU; MNIST_DIR= for local files)"
 	@echo "make fetch PHOTOS=photos.txt OUT=photos/   download the heobs photos (resumable)"
@@ -67,6 +68,12 @@ test: caffe cuda-extras
 
 demo: caffe
 	$(PY) -m dec.demo
+
+# On a machine with a GPU: the CUDA build, the layer's gtest on CPU and GPU and
+# the NumPy reference check in GPU mode (not part of `make test`).
+test-gpu:
+	$(MAKE) caffe CUDA=1
+	HEOBS_TEST_GPU=1 $(PY) -m pytest tests/test_engine.py $(PYTEST_ARGS)
 
 # ---- reproductions (write runs/<name>/results.json and comparison.md) --------
 DATA ?= data

@@ -18,17 +18,19 @@ def rel_err(actual, expected):
     return np.linalg.norm(np.ravel(actual) - np.ravel(expected)) / np.linalg.norm(expected)
 
 
-def test_layer_gtest_on_cpu_passes():
-    """The layer's own gtest (forward against a reference, GradientChecker)."""
+def test_layer_gtest_passes():
+    """The layer's own gtest (forward against a reference, GradientChecker);
+    CPU here, CPU and GPU under `make test-gpu`."""
     binary = engine.tool("test_multi_t_loss.testbin")
     # The test binary keeps its build-tree RPATH: point it at the installed lib.
     env = dict(os.environ, LD_LIBRARY_PATH=str(engine.prefix() / "lib"))
-    run = subprocess.run([str(binary), "--gtest_filter=-*GPU*"], capture_output=True,
-                         text=True, cwd=engine.prefix(), timeout=600, env=env)
+    args = [str(binary)] + ([] if GPU else ["--gtest_filter=-*GPU*"])
+    run = subprocess.run(args, capture_output=True, text=True, cwd=engine.prefix(),
+                         timeout=600, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "[  PASSED  ]" in run.stdout
-    # 7 tests for each of float and double.
-    assert "14 tests from" in run.stdout
+    # 7 tests for each of float and double (and again on the GPU).
+    assert f"{28 if GPU else 14} tests from" in run.stdout
 
 
 @pytest.fixture
@@ -55,7 +57,13 @@ def run_layer_net(z, p, mu, s):
     return net
 
 
-def test_layer_matches_numpy_reference_float32(rng):
+GPU = os.environ.get("HEOBS_TEST_GPU") == "1"   # make test-gpu, on a CUDA build with a GPU
+
+
+@pytest.mark.parametrize("mode", ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(
+    not GPU, reason="GPU mode runs under `make test-gpu` (a CUDA build and a GPU)"))])
+def test_layer_matches_numpy_reference_float32(rng, mode):
+    caffe.set_mode_gpu() if mode == "gpu" else caffe.set_mode_cpu()
     m, k, c = 97, 10, 10
     z = rng.normal(size=(m, k)).astype(np.float32)
     mu = rng.normal(size=(k, c)).astype(np.float32)
