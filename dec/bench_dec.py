@@ -57,7 +57,7 @@ def main(argv=None):
         (tmp / "deploy.prototxt").write_text(nets.deploy_net(sched.dims, sched))
         (tmp / "ae.prototxt").write_text(nets.autoencoder_net(sched.dims, sched, source, None))
         caffe = import_caffe()
-        net = caffe.Net(str(tmp / "ae.prototxt"), caffe.TEST)
+        net = caffe.Net(str(tmp / "ae.prototxt"), caffe.TRAIN)
         solve.save_weights(net, tmp / "ae.caffemodel")
         del net
         start = time.perf_counter()

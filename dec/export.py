@@ -28,20 +28,21 @@ def to_pil(image):
     return Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
 
 
-def class_folders(images, y_pred, out_dir):
-    """Write every image into <out_dir>/<cluster>/<index>.jpg (built beside, then
-    renamed into place, so an interrupt leaves the old folder or the new one)."""
+def class_folders(images, y_pred, out_dir, n_clusters):
+    """Write every image into <out_dir>/<cluster>/<index>.jpg, one folder per
+    cluster (empty ones too), built beside and renamed into place, so an
+    interrupt leaves the old folder or the new one."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for cluster in np.unique(y_pred):
-        (tmp / str(int(cluster))).mkdir(parents=True)
+    for cluster in range(n_clusters):
+        (tmp / str(cluster)).mkdir(parents=True)
     for index, (image, cluster) in enumerate(zip(images, y_pred)):
         to_pil(image).save(tmp / str(int(cluster)) / f"{index}.jpg", quality=95)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.rename(tmp, out_dir)
-    return {int(c): int((y_pred == c).sum()) for c in np.unique(y_pred)}
+    return {c: int((y_pred == c).sum()) for c in range(n_clusters)}
 
 
 def grid(images, columns=10, pad=1):

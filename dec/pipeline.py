@@ -109,7 +109,7 @@ def write_outputs(run_dir, name, meta, img_db, result, labels):
         export.rounds_png(result["history"], run_dir / "rounds.png")
 
     images, _ = db.read_db(img_db)
-    sizes = export.class_folders(images, y_pred, run_dir / f"classes_{name}")
+    sizes = export.class_folders(images, y_pred, run_dir / f"classes_{name}", q.shape[1])
     export.contact_sheets(images, q, run_dir / "sheets")
     summary["cluster_sizes"] = sizes
     summary["outputs"] = {k: str(run_dir / v) for k, v in {
