@@ -181,7 +181,7 @@ def add_supervised_commands(sub):
         items = labels_of(a)
         if a.window:
             low, high = tuple(a.window[:2]), tuple(a.window[2:])
-            items = [(p, l) for p, l in items if sv.in_window(sv.image_size(p), low, high)]
+            items = sv.window(items, low, high)
             print(f"{len(items)} images inside the window {low}-{high}")
         resized, size = sv.resize_all(items, a.out, tuple(a.size) if a.size else None)
         sv.write_labels(resized, Path(a.out) / "labels.csv")

@@ -170,19 +170,38 @@ def in_window(size, low, high):
     return low[0] <= size[0] <= high[0] and low[1] <= size[1] <= high[1]
 
 
-def resize_all(items, out_dir, size=None):
+def with_sizes(items, log=print):
+    """[(path, label, (w, h))]; unreadable images are reported and left out."""
+    sized = []
+    for path, label in items:
+        try:
+            sized.append((path, label, image_size(path)))
+        except Exception as err:
+            log(f"skipped {path}: {err.__class__.__name__}: {err}")
+    return sized
+
+
+def window(items, low, high, log=print):
+    """The report's size filter: keep images from low (w, h) to high (w, h)."""
+    return [(p, label) for p, label, size in with_sizes(items, log) if in_window(size, low, high)]
+
+
+def resize_all(items, out_dir, size=None, log=print):
     """Resize (BICUBIC) every image into out_dir — to `size` (w, h) or to the
-    smallest width and height in the set; originals are never touched.
+    smallest width and height in the set; originals are never touched;
+    unreadable images are reported and left out.
     items: [(path, label)]; returns the new items and the size used."""
     out_dir = Path(out_dir)
     if out_dir.resolve() in {Path(p).resolve().parent for p, _ in items}:
         raise ValueError(f"{out_dir} holds originals; resize into a new folder")
+    sized = with_sizes(items, log)
+    if not sized:
+        raise ValueError("no readable images to resize")
     out_dir.mkdir(parents=True, exist_ok=True)
     if size is None:
-        sizes = [image_size(p) for p, _ in items]
-        size = (min(w for w, _ in sizes), min(h for _, h in sizes))
+        size = (min(s[0] for _, _, s in sized), min(s[1] for _, _, s in sized))
     resized = []
-    for path, label in items:
+    for path, label, _ in sized:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im).convert("RGB").resize(size, Image.BICUBIC)
             target = out_dir / (Path(path).stem + ".jpg")

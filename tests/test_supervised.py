@@ -55,8 +55,11 @@ def test_survey_groups_sizes_and_the_window_filters(tmp_path):
     assert [(g[0], g[1]) for g in groups] == [((200, 120), 5), ((640, 480), 4),
                                               ((200, 165), 1), ((211, 120), 1)]
     assert [p.name for p, _ in unreadable] == ["bad.png"]
-    inside = [s for s in sizes if sv.in_window(s, (200, 120), (200, 165))]
-    assert inside == [(200, 120)] * 3 + [(200, 165)]
+    items = [(p, "x") for p in files + [tmp_path / "bad.png"]]
+    skipped = []
+    inside = sv.window(items, (200, 120), (200, 165), log=skipped.append)
+    assert [p.name for p, _ in inside] == ["0.png", "1.png", "2.png", "5.png"]
+    assert len(skipped) == 1 and "bad.png" in skipped[0]
     sv.survey_png(groups, tmp_path / "survey.png")
     assert (tmp_path / "survey.png").stat().st_size > 0
 
@@ -71,6 +74,11 @@ def test_resize_to_the_smallest_into_a_new_folder(tmp_path):
     assert all(p.read_bytes() == data for p, data in before.items())   # originals untouched
     with pytest.raises(ValueError, match="originals"):
         sv.resize_all(items, tmp_path / "in")
+    (tmp_path / "in" / "being_bad.jpg").write_bytes(b"broken")
+    skipped = []
+    again, _ = sv.resize_all(sv.labels_from_prefixes(tmp_path / "in"), tmp_path / "out2",
+                             log=skipped.append)
+    assert len(again) == 9 and "being_bad.jpg" in skipped[0]
 
 
 def test_splits_are_stratified_disjoint_and_reproducible():
