@@ -290,7 +290,9 @@ def print_summary(results):
     m = results.get("metrics")
     print(f"\n{results['dataset']}: {results['samples']} samples, {results['clusters']} clusters, "
           f"{results['rounds']} DEC rounds ({'converged' if results['converged'] else 'not converged'}), "
-          f"{results['timings']['total_s']:.0f} s")
+          f"{results['timings']['total_s']:.0f} s"
+          + (f" (reused from an earlier run: {', '.join(results['reused'])})"
+             if results.get("reused") else ""))
     if m:
         print(f"accuracy {m['acc']:.4f}  NMI {m['nmi']:.4f}  ARI {m['ari']:.4f}\n")
         print(results["confusion_table"])

@@ -55,6 +55,11 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=Tru
     x, y = db.read_db(paths["total"])
     labels = y if meta.get("classes") else None
 
+    # Stages finished by an earlier invocation are reused, not redone; the
+    # timings below are this invocation's.
+    reused = [stage for stage, done in (
+        ("autoencoder", (run_dir / "autoencoder.caffemodel").exists()),
+        ("dec", _finished(run_dir / "dec" / "state.json"))) if done]
     t = time.perf_counter()
     ae_weights = autoencoder.pretrain(run_dir, paths["train"], paths["test"], sched, log=log,
                                       progress=progress)
@@ -73,11 +78,19 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=Tru
     results = {"dataset": name, "samples": len(x), "clusters": n_clusters,
                "converged": result["converged"], "rounds": result["rounds"],
                "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,
+               "reused": reused,
                "versions": versions(), **summary}
     tmp = run_dir / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=1, default=str))
     os.replace(tmp, run_dir / "results.json")
     return results
+
+
+def _finished(state_file):
+    if not state_file.exists():
+        return False
+    state = json.loads(state_file.read_text())
+    return bool(state.get("converged") or state.get("stopped"))
 
 
 def write_outputs(run_dir, name, meta, img_db, result, labels):
