@@ -195,11 +195,14 @@ def deploy_net(dims, sched, batch=100):
 
 
 def solver(net_path, sched, *, base_lr, max_iter, snapshot_prefix, momentum=None,
-           burnin=None, stepsize=None, test=False, mode="CPU"):
+           burnin=None, stepsize=None, test=False, mode="CPU", snapshot=None):
+    """snapshot: Caffe's own interval (the paper files: sched.snapshot); the
+    runs write 0 and snapshot from dec/solve.py, only after a finite loss."""
     lines = [f'net: "{net_path}"', f"base_lr: {base_lr}", 'lr_policy: "step"', "gamma: 0.1",
              f"stepsize: {stepsize or sched.stepsize}", f"display: {sched.display}",
              f"max_iter: {max_iter}", f"momentum: {sched.momentum if momentum is None else momentum}",
-             f"weight_decay: {sched.weight_decay}", f"snapshot: {sched.snapshot}",
+             f"weight_decay: {sched.weight_decay}",
+             f"snapshot: {sched.snapshot if snapshot is None else snapshot}",
              f'snapshot_prefix: "{snapshot_prefix}"', f"solver_mode: {mode}",
              f"random_seed: {sched.seed}"]
     if burnin:
@@ -209,16 +212,17 @@ def solver(net_path, sched, *, base_lr, max_iter, snapshot_prefix, momentum=None
     return "\n".join(lines) + "\n"
 
 
-def pretrain_solver(net_path, sched, snapshot_prefix, max_iter, mode="CPU"):
+def pretrain_solver(net_path, sched, snapshot_prefix, max_iter, mode="CPU", snapshot=0):
     return solver(net_path, sched, base_lr=sched.base_lr, max_iter=max_iter,
-                  snapshot_prefix=snapshot_prefix, burnin=sched.momentum_burnin, mode=mode)
+                  snapshot_prefix=snapshot_prefix, burnin=sched.momentum_burnin, mode=mode,
+                  snapshot=snapshot)
 
 
-def dec_solver(net_path, sched, snapshot_prefix, mode="CPU"):
+def dec_solver(net_path, sched, snapshot_prefix, mode="CPU", snapshot=0):
     # dec.py: base_lr 0.01, stepsize 100000 (never reached), momentum 0.9, no burn-in.
     return solver(net_path, sched, base_lr=sched.dec_lr, max_iter=sched.update_interval,
                   snapshot_prefix=snapshot_prefix, momentum=sched.dec_momentum,
-                  stepsize=100000, mode=mode)
+                  stepsize=100000, mode=mode, snapshot=snapshot)
 
 
 # ---- the committed paper files ---------------------------------------------------
@@ -231,13 +235,16 @@ def paper_files(dims=PAPER.dims, n_clusters=10, db="mnist", sched=PAPER):
             layer, dims, sched, f"{src}_train", f"{src}_test")
     # DEC ran on the GPU (solver_mode: GPU); runs write the mode they use.
     files["pretrain_solver.prototxt"] = pretrain_solver(
-        "stack_net<k>.prototxt", sched, "snapshots/stack<k>", sched.pretrain_iter, "GPU")
+        "stack_net<k>.prototxt", sched, "snapshots/stack<k>", sched.pretrain_iter, "GPU",
+        sched.snapshot)
     files["autoencoder.prototxt"] = autoencoder_net(dims, sched, f"{src}_train", f"{src}_test")
     files["finetune_solver.prototxt"] = pretrain_solver(
-        "autoencoder.prototxt", sched, "snapshots/finetune", sched.finetune_iter, "GPU")
+        "autoencoder.prototxt", sched, "snapshots/finetune", sched.finetune_iter, "GPU",
+        sched.snapshot)
     files["dec_net.prototxt"] = dec_net(dims, n_clusters, sched, f"{src}_total",
                                         "train_weight", "00000000")
-    files["dec_solver.prototxt"] = dec_solver("dec_net.prototxt", sched, "snapshots/dec", "GPU")
+    files["dec_solver.prototxt"] = dec_solver("dec_net.prototxt", sched, "snapshots/dec", "GPU",
+                                              sched.snapshot)
     files["deploy.prototxt"] = deploy_net(dims, sched)
     return files
 

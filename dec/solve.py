@@ -31,7 +31,8 @@ def snapshots(prefix):
 
 
 def _prune(prefix, keep):
-    for _, state in snapshots(prefix)[:-keep]:
+    found = snapshots(prefix)
+    for _, state in found[:len(found) - keep]:
         state.unlink(missing_ok=True)
         state.with_suffix(".caffemodel").unlink(missing_ok=True)
 

@@ -274,3 +274,36 @@ def test_idx_files_raw_gz_and_truncated(tmp_path):
     (tmp_path / "d").write_bytes(b"hello world")
     with pytest.raises(ValueError, match="not an IDX file"):
         datasets.read_idx(tmp_path / "d")
+
+
+def test_interrupted_pretraining_stage_resumes_from_its_snapshot(digits_data, tmp_path,
+                                                                   monkeypatch):
+    """Stop layer 1 after its snapshot at iteration 200; the next call restores
+    that snapshot and runs only the iterations left."""
+    from dec import autoencoder
+    sched = SMALL.override(pretrain_iter=300, finetune_iter=100, snapshot=100)
+    checks = []
+
+    class StopAfter:
+        def __init__(self, n):
+            self.n = n
+
+        def isfinite(self, value):
+            checks.append(value)
+            if len(checks) == self.n:
+                raise KeyboardInterrupt
+            return True
+
+    monkeypatch.setattr(solve, "math", StopAfter(3))   # chunks of 100: stop at 300
+    args = (tmp_path, digits_data / "digits400_train", digits_data / "digits400_test", sched)
+    with pytest.raises(KeyboardInterrupt):
+        autoencoder.pretrain(*args, log=lambda *a: None, progress=False)
+    assert [i for i, _ in solve.snapshots(tmp_path / "snapshots" / "stack1")] == [200]
+    assert not (tmp_path / "stack1.caffemodel").exists()
+    checks.clear()
+    monkeypatch.setattr(solve, "math", StopAfter(10 ** 6))
+    autoencoder.pretrain(*args, log=lambda *a: None, progress=False)
+    # layer 1: 1 chunk left (200 → 300); layers 2-4: 3 chunks each; fine-tuning: 1
+    assert len(checks) == 1 + 3 * 3 + 1
+    assert (tmp_path / "autoencoder.caffemodel").exists()
+    assert not list((tmp_path / "snapshots").iterdir())

@@ -223,3 +223,19 @@ def test_committed_caffenet_files_and_imagenet_weights_load_by_name(tmp_path):
         np.testing.assert_array_equal(ours.params[layer][0].data, source.params[layer][0].data)
     assert ours.params[caffenet.LAST_LAYER][0].data.shape == (4, 4096)
     np.testing.assert_array_equal(ours.params[caffenet.LAST_LAYER][0].data, before)
+
+
+def test_training_resumes_from_the_newest_snapshot(trained, tmp_path):
+    root, _, _, _, _ = trained
+    solver = caffenet.REPORT_SOLVER.override(max_iter=10, base_lr=0.01, batch_size=12,
+                                             test_batch_size=12, test_interval=10,
+                                             snapshot=10, display=5)
+    messages = []
+    sv.train(root / "dataset", tmp_path / "run", solver, progress=False, log=messages.append)
+    rows, _ = sv.train(root / "dataset", tmp_path / "run", solver.override(max_iter=20),
+                       progress=False, log=messages.append)
+    assert messages[-1] == "resuming from caffenet_iter_10.solverstate"
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "Resuming from" in log and "caffenet_iter_10.solverstate" in log
+    assert [r["iteration"] for r in rows][-2:] == [10, 15]
+    assert (tmp_path / "run" / "snapshots" / "caffenet_iter_20.caffemodel").exists()
