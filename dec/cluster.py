@@ -81,7 +81,8 @@ class ClusterRun:
             return
         tmp = self.dir / "rounds.csv.tmp"
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(history[0]))
+            fields = list(dict.fromkeys(key for row in history for key in row))
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(history)
         os.replace(tmp, self.dir / "rounds.csv")
@@ -151,12 +152,9 @@ class ClusterRun:
             row = {"round": state["round"], "changed": round(changed, 6)}
             if self.labels is not None:
                 row.update({k: round(v, 6) for k, v in metrics.scores(self.labels, y_pred).items()})
-            finished = state.get("converged") or state.get("stopped")
-            if not finished:
-                msg = " ".join(f"{k} {v}" for k, v in row.items())
-                self.log(f"DEC {msg}")
-            if finished:
+            if state.get("converged") or state.get("stopped"):
                 break
+            self.log("DEC " + " ".join(f"{k} {v}" for k, v in row.items()))
             if changed < sched.tol:
                 state.update(converged=True, history=state["history"] + [row])
                 self.save_state(state)
