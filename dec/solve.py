@@ -69,6 +69,7 @@ def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
     try:
         while solver.iter < max_iter:
             n = min(chunk, max_iter - solver.iter)
+            before = solver.iter
             solver.step(n)
             loss = float(solver.net.blobs[loss_blob].data.ravel()[0])
             if not math.isfinite(loss):
@@ -78,7 +79,9 @@ def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
                                f"(base_lr {base_lr}); lower the learning rate{where}")
             bar.update(n)
             bar.set_postfix(loss=f"{loss:.4g}")
-            if snapshot_every and solver.iter % snapshot_every == 0 and solver.iter < max_iter:
+            # a snapshot each time the chunk passed a multiple of snapshot_every
+            passed = snapshot_every and solver.iter // snapshot_every > before // snapshot_every
+            if passed and solver.iter < max_iter:
                 solver.snapshot()
                 _prune(snapshot_prefix, keep=1)
     finally:
