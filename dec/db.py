@@ -123,6 +123,20 @@ def write_db(path, samples, labels=None, start=0):
     return writer.count
 
 
+def update_db(path, samples, seek, total, labels=None):
+    """dec.py's update_db: sample i goes to key (i + seek) % total, in an
+    existing database. One LevelDB write batch: all of it lands, or none."""
+    Datum = _datum_class()
+    store = plyvel.DB(str(path), create_if_missing=False)
+    try:
+        with store.write_batch(transaction=True) as batch:
+            for i, x in enumerate(samples):
+                label = 0 if labels is None else labels[i]
+                batch.put(key((i + seek) % total), to_datum(x, label, Datum).SerializeToString())
+    finally:
+        store.close()
+
+
 def read_db(path, limit=None):
     """All records in key order: (array of samples, array of int labels)."""
     path = Path(path)

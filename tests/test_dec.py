@@ -42,6 +42,13 @@ def test_caffe_data_layer_reads_what_we_wrote(tmp_path):
     np.testing.assert_array_equal(label, labels)
 
 
+def test_update_db_rotates_keys_like_dec_py(tmp_path):
+    db.write_db(tmp_path / "d", np.zeros((5, 2), np.float32))
+    db.update_db(tmp_path / "d", np.array([[1, 1], [2, 2]], np.float32), seek=4, total=5)
+    x, _ = db.read_db(tmp_path / "d")
+    np.testing.assert_array_equal(x[:, 0], [2, 0, 0, 0, 1])   # keys 4 then 0
+
+
 def test_write_db_is_atomic_on_failure(tmp_path):
     db.write_db(tmp_path / "d", np.ones((3, 2), np.float32))
 

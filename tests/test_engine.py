@@ -250,3 +250,25 @@ def test_cuda_layer_compiles_against_caffe_headers(tmp_path):
                              text=True).stdout
     assert "MultiTLossLayer<float>::Forward_gpu" in symbols
     assert "MultiTLossLayer<double>::Backward_gpu" in symbols
+
+
+def test_seek_on_lmdb_starts_at_the_first_key_not_below_it(tmp_path):
+    """DataParameter.seek on an LMDB written by Caffe's convert_imageset
+    (keys '00000003_<file>'): seek '00000003' starts at the fourth record."""
+    from PIL import Image
+    lines = []
+    for i in range(5):
+        Image.new("RGB", (4, 4), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png {i}\n")
+    (tmp_path / "list.txt").write_text("".join(lines))
+    env = dict(os.environ, GLOG_minloglevel="2")
+    subprocess.run([str(engine.tool("convert_imageset")), "--backend=lmdb", f"{tmp_path}/",
+                    str(tmp_path / "list.txt"), str(tmp_path / "db")], check=True, env=env,
+                   capture_output=True)
+    (tmp_path / "net.prototxt").write_text(
+        f'layer {{ name: "d" type: "Data" top: "data" top: "label" data_param {{ '
+        f'source: "{tmp_path / "db"}" backend: LMDB batch_size: 3 seek: "00000003" }} }}\n')
+    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    net.forward()
+    assert net.blobs["label"].data.tolist() == [3, 4, 0]
+    assert net.blobs["data"].data[:, 2, 0, 0].tolist() == [120, 160, 0]   # red, BGR order

@@ -69,20 +69,30 @@ class MultiTLossLayerTest : public MultiDeviceTest<TypeParam> {
         Dtype(1.5), layer->blobs()[1]->mutable_cpu_data());
   }
 
-  // Straightforward double-precision reference of the forward pass.
-  void CheckForward(float alpha) {
+  // Straightforward double-precision reference of the forward pass and of
+  // the gradients w.r.t. z and mu (direct loops, no GEMM). Relative error
+  // allowed: 1e-4 in float, 1e-9 in double.
+  void CheckForwardBackward(float alpha) {
+    const double tol = sizeof(Dtype) == sizeof(float) ? 1e-4 : 1e-9;
     LayerParameter param = MakeParam(alpha);
     MultiTLossLayer<Dtype> layer(param);
     layer.SetUp(bottom_, top_);
     Randomize(&layer);
     layer.Forward(bottom_, top_);
+    caffe_set(layer.blobs()[0]->count(), Dtype(0),
+              layer.blobs()[0]->mutable_cpu_diff());
+    blob_loss_->mutable_cpu_diff()[0] = 1;
+    vector<bool> down(2, false);
+    down[0] = true;
+    layer.Backward(top_, down, bottom_);
     const Dtype* z = blob_z_->cpu_data();
     const Dtype* p = blob_p_->cpu_data();
     const Dtype* mu = layer.blobs()[0]->cpu_data();
     const Dtype* s = layer.blobs()[1]->cpu_data();
     double loss = 0;
+    std::vector<double> dz(M_ * K_, 0), dmu(K_ * C_, 0);
     for (int i = 0; i < M_; ++i) {
-      std::vector<double> q(C_);
+      std::vector<double> q(C_), w(C_);
       double norm = 0;
       for (int j = 0; j < C_; ++j) {
         double d = 0, prod = 1;
@@ -91,21 +101,42 @@ class MultiTLossLayerTest : public MultiDeviceTest<TypeParam> {
           d += diff * diff * s[k * C_ + j];
           prod *= s[k * C_ + j];
         }
-        q[j] = std::sqrt(prod) *
-            std::pow(1.0 / (1.0 + d / alpha), (alpha + 1.0) / 2.0);
+        w[j] = 1.0 / (1.0 + d / alpha);
+        q[j] = std::sqrt(prod) * std::pow(w[j], (alpha + 1.0) / 2.0);
         norm += q[j];
       }
       int best = 0;
       for (int j = 0; j < C_; ++j) {
         q[j] /= norm;
         if (q[j] > q[best]) best = j;
-        EXPECT_NEAR(q[j], blob_proba_->cpu_data()[i * C_ + j], 1e-5);
-        loss += p[i * C_ + j] * std::log(p[i * C_ + j] / q[j]);
+        EXPECT_NEAR(q[j], blob_proba_->cpu_data()[i * C_ + j], tol * q[j]);
+        const double pij = p[i * C_ + j];
+        loss += pij * std::log(pij / q[j]);
+        const double coef = (alpha + 1.0) / alpha * w[j] * (pij - q[j]) / M_;
+        for (int k = 0; k < K_; ++k) {
+          const double g = coef * s[k * C_ + j] * (z[i * K_ + k] - mu[k * C_ + j]);
+          dz[i * K_ + k] += g;
+          dmu[k * C_ + j] -= g;
+        }
       }
       EXPECT_EQ(best, static_cast<int>(blob_ind_->cpu_data()[i]));
     }
-    EXPECT_NEAR(loss / M_, blob_loss_->cpu_data()[0], 1e-5);
+    loss /= M_;
+    EXPECT_NEAR(loss, blob_loss_->cpu_data()[0], tol * loss);
     EXPECT_EQ(0, blob_std_->cpu_data()[0]);
+    ExpectRelativelyClose(dz, blob_z_->cpu_diff(), tol);
+    ExpectRelativelyClose(dmu, layer.blobs()[0]->cpu_diff(), tol);
+  }
+
+  // ||actual - expected|| <= tol * ||expected||
+  void ExpectRelativelyClose(const std::vector<double>& expected,
+      const Dtype* actual, double tol) {
+    double err = 0, size = 0;
+    for (int i = 0; i < expected.size(); ++i) {
+      err += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+      size += expected[i] * expected[i];
+    }
+    EXPECT_LE(std::sqrt(err), tol * std::sqrt(size));
   }
 
   int M_, K_, C_;
@@ -151,12 +182,12 @@ TYPED_TEST(MultiTLossLayerTest, TestSetUp) {
   EXPECT_FALSE(layer.param_propagate_down(2));
 }
 
-TYPED_TEST(MultiTLossLayerTest, TestForward) {
-  this->CheckForward(1);
+TYPED_TEST(MultiTLossLayerTest, TestForwardBackward) {
+  this->CheckForwardBackward(1);
 }
 
-TYPED_TEST(MultiTLossLayerTest, TestForwardAlpha) {
-  this->CheckForward(2.5);
+TYPED_TEST(MultiTLossLayerTest, TestForwardBackwardAlpha) {
+  this->CheckForwardBackward(2.5);
 }
 
 TYPED_TEST(MultiTLossLayerTest, TestZeroTargetsGiveFiniteLoss) {
