@@ -9,15 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from . import nets, solve
+from .files import write_text
 from .engine import import_caffe, solver_mode
-
-
-def _write(path, text):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
 
 
 def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
@@ -39,11 +32,11 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
     for layer in range(n_layers):
         stage = f"pretrain layer {layer + 1}/{n_layers}"
         weights = run_dir / f"stack{layer + 1}.caffemodel"
-        net_file = _write(net_dir / f"stack_net{layer + 1}.prototxt",
+        net_file = write_text(net_dir / f"stack_net{layer + 1}.prototxt",
                           nets.stack_net(layer, dims, sched, train_db, test_db))
         if not weights.exists():
             prefix = snap_dir / f"stack{layer + 1}"
-            solver_file = _write(net_dir / f"stack{layer + 1}_solver.prototxt",
+            solver_file = write_text(net_dir / f"stack{layer + 1}_solver.prototxt",
                                  nets.pretrain_solver(net_file, sched, prefix,
                                                       sched.pretrain_iter, solver_mode()))
             loss = solve.train(solver_file, max_iter=sched.pretrain_iter,
@@ -56,10 +49,10 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
         previous = weights
 
     stage = "fine-tune autoencoder"
-    net_file = _write(net_dir / "autoencoder.prototxt",
+    net_file = write_text(net_dir / "autoencoder.prototxt",
                       nets.autoencoder_net(dims, sched, train_db, test_db))
     prefix = snap_dir / "finetune"
-    solver_file = _write(net_dir / "finetune_solver.prototxt",
+    solver_file = write_text(net_dir / "finetune_solver.prototxt",
                          nets.pretrain_solver(net_file, sched, prefix, sched.finetune_iter,
                                               solver_mode()))
 

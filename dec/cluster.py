@@ -20,12 +20,7 @@ from sklearn.cluster import KMeans
 from . import db, metrics, multi_t, nets, solve
 from .autoencoder import embed, read_params
 from .engine import import_caffe, solver_mode
-
-
-def _atomic_text(path, text):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from .files import write_text
 
 
 def _atomic_npy(path, array):
@@ -58,7 +53,7 @@ class ClusterRun:
         self.net_file = self.dir / "dec_net.prototxt"
         self.solver_file = self.dir / "dec_solver.prototxt"
         self.state_file = self.dir / "state.json"
-        _atomic_text(self.deploy, nets.deploy_net(sched.dims, sched))
+        write_text(self.deploy, nets.deploy_net(sched.dims, sched))
 
     # ---- state ----------------------------------------------------------------
     def load_state(self):
@@ -73,7 +68,7 @@ class ClusterRun:
         if state["y_pred_last"] is not None:
             _atomic_npy(self.dir / "y_pred_last.npy", state["y_pred_last"])
         plain = {k: v for k, v in state.items() if k != "y_pred_last"}
-        _atomic_text(self.state_file, json.dumps(plain, indent=1))
+        write_text(self.state_file, json.dumps(plain, indent=1))
         self.write_history(state["history"])
 
     def write_history(self, history):
@@ -95,7 +90,7 @@ class ClusterRun:
         centres = initial_centres(features, self.n_clusters, self.sched)
         # dec.py writes an all-zero target first: the net needs the database to exist.
         db.write_db(self.label_db, np.zeros((len(self.x), self.n_clusters), np.float32))
-        _atomic_text(self.net_file, nets.dec_net(self.sched.dims, self.n_clusters, self.sched,
+        write_text(self.net_file, nets.dec_net(self.sched.dims, self.n_clusters, self.sched,
                                                  self.total_db, self.label_db, db.KEY_FORMAT.format(0)))
         net = caffe.Net(str(self.net_file), str(autoencoder_weights), caffe.TRAIN)
         net.params["loss"][0].data[...] = centres.reshape(net.params["loss"][0].data.shape)
@@ -117,11 +112,11 @@ class ClusterRun:
         p = multi_t.target_distribution(q).astype(np.float32)
         db.write_db(self.label_db, p)
         seek = db.KEY_FORMAT.format(state["seek"])
-        _atomic_text(self.net_file, nets.dec_net(sched.dims, self.n_clusters, sched,
+        write_text(self.net_file, nets.dec_net(sched.dims, self.n_clusters, sched,
                                                  self.total_db, self.label_db, seek))
         prefix = self.dir / "snapshots" / "dec"
         prefix.parent.mkdir(exist_ok=True)
-        _atomic_text(self.solver_file, nets.dec_solver(self.net_file, sched, prefix,
+        write_text(self.solver_file, nets.dec_solver(self.net_file, sched, prefix,
                                                                   solver_mode()))
         out = self.dir / f"round_{state['round'] + 1:04d}.caffemodel"
         loss = solve.train(self.solver_file, max_iter=sched.update_interval, loss_blob="loss",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import db
+from .files import write_json
 
 # DEC's make_mnist_data: X = pixels * 0.02 (so bytes 0..255 → 0..5.1).
 PIXEL_SCALE = 0.02
@@ -132,10 +133,13 @@ def make_databases(image_set, out_dir, scale=PIXEL_SCALE, seed=PERMUTATION_SEED)
     meta = {"name": name, "samples": len(x), "dim": image_set.dim, "n_train": n_train,
             "image_shape": list(image_set.images.shape[1:]), "scale": scale, "seed": seed,
             "classes": list(image_set.class_names), "clusters": int(len(np.unique(y)))}
-    tmp = out_dir / f".{name}_meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(out_dir / f"{name}_meta.json")
+    write_meta(out_dir, name, meta)
     return paths
+
+
+def write_meta(out_dir, name, meta):
+    """<name>_meta.json: what later steps need to know about a data set."""
+    write_json(Path(out_dir) / f"{name}_meta.json", meta)
 
 
 def load_meta(data_dir, name):

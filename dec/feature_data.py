@@ -5,8 +5,6 @@ Both write <name>_total (features, labelled, permuted), <name>_img (the same
 images, uint8 C x H x W RGB, same order), <name>_train / <name>_test
 (autoencoder data) and <name>_meta.json, like the pixel data sets.
 """
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +18,6 @@ STL_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey
 PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 CHUNK = 512
-
-
-def _write_meta(out_dir, name, meta):
-    tmp = Path(out_dir) / f".{name}_meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, Path(out_dir) / f"{name}_meta.json")
 
 
 def write_previews(out_dir, name, images):
@@ -106,7 +98,7 @@ def make_stl_databases(stl_dir, out_dir, name="stl", seed=datasets.PERMUTATION_S
     n_train = len(x_all) * 4 // 5
     db.write_db(out_dir / f"{name}_train", x_all[:n_train])
     db.write_db(out_dir / f"{name}_test", x_all[n_train:])
-    _write_meta(out_dir, name, {
+    datasets.write_meta(out_dir, name, {
         "name": name, "samples": int(len(x_total)), "dim": int(x_total.shape[1]),
         "n_train": int(n_train), "image_shape": [STL_SIDE, STL_SIDE, 3], "seed": seed,
         "classes": list(STL_CLASSES), "clusters": 10,
@@ -204,7 +196,7 @@ def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
     db.write_db(out_dir / f"{name}_train", x[:n_train], y[:n_train])
     db.write_db(out_dir / f"{name}_test", x[n_train:], y[n_train:])
     labelled = all(label is not None for label in labels)
-    _write_meta(out_dir, name, {
+    datasets.write_meta(out_dir, name, {
         "name": name, "samples": len(names), "dim": int(x.shape[1]), "n_train": n_train,
         "image_shape": [size[1], size[0], 3], "seed": seed,
         "classes": list(classes) if labelled else [],

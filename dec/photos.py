@@ -28,6 +28,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from .files import write_json
+
 DEFAULT_BASE_URL = "https://cdn.heobs.org/photo/"
 SIZES = ("thumbnail", "small", "medium", "large")  # the CDN's ?size= (heobs client code)
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -370,9 +372,7 @@ def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
     clean_partials(out_dir)
     summary = summarize(con, stats, time.time() - started, len(todo), fetched_bytes)
     con.close()
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
-    os.replace(tmp, out_dir / "summary.json")
+    write_json(out_dir / "summary.json", summary)
     return summary
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from . import autoencoder, datasets, db, export, metrics, multi_t
 from .cluster import ClusterRun
 from .engine import import_caffe
+from .files import write_json
 
 
 def schedule_for(meta, sched):
@@ -80,9 +81,7 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=Tru
                "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,
                "reused": reused,
                "versions": versions(), **summary}
-    tmp = run_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1, default=str))
-    os.replace(tmp, run_dir / "results.json")
+    write_json(run_dir / "results.json", results)
     return results
 
 

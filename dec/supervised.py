@@ -20,17 +20,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import caffenet, engine, metrics
+from .files import write_json, write_text
 from .feature_data import IMAGE_SUFFIXES, PHOTO_CLASSES, label_of, list_photos
 
 SPLITS = {"80/10/10": (0.8, 0.1, 0.1), "70/10/20": (0.7, 0.1, 0.2)}
 REST = "rest"   # the other side of a one-vs-rest set
-
-
-def _atomic_write(path, text):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def readable(path):
@@ -281,7 +275,7 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
         if not part:
             raise ValueError(f"the {split} split is empty: too few images for ratios {ratios}")
         listing = out_dir / f"{split}.txt"
-        _atomic_write(listing, "".join(f"{p} {index[label]}\n" for p, label in part))
+        write_text(listing, "".join(f"{p} {index[label]}\n" for p, label in part))
         db_path = out_dir / f"{split}_{backend}"
         shutil.rmtree(db_path, ignore_errors=True)
         run_tool("convert_imageset", [
@@ -293,8 +287,8 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
                                     out_dir / "mean.binaryproto"], out_dir / "mean.log")
     info = {"classes": classes, "backend": backend, "ratios": list(ratios), "seed": seed,
             "counts": counts, "skipped": len(items) - len(good)}
-    _atomic_write(out_dir / "dataset.json", json.dumps(info, indent=1))
-    _atomic_write(out_dir / "classes.txt", "\n".join(classes) + "\n")
+    write_json(out_dir / "dataset.json", info)
+    write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")
     return info
 
 
@@ -359,16 +353,16 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
     backend = info["backend"]
     n_val = sum(info["counts"]["val"].values())
     net = run_dir / "train_val.prototxt"
-    _atomic_write(net, caffenet.train_val(len(info["classes"]), dataset_dir / f"train_{backend}",
+    write_text(net, caffenet.train_val(len(info["classes"]), dataset_dir / f"train_{backend}",
                                           dataset_dir / f"val_{backend}",
                                           dataset_dir / "mean.binaryproto", solver,
                                           backend.upper()))
-    _atomic_write(run_dir / "deploy.prototxt", caffenet.deploy(len(info["classes"])))
+    write_text(run_dir / "deploy.prototxt", caffenet.deploy(len(info["classes"])))
     shutil.copy(dataset_dir / "classes.txt", run_dir / "classes.txt")
     shutil.copy(dataset_dir / "mean.binaryproto", run_dir / "mean.binaryproto")
     solver_file = run_dir / "solver.prototxt"
     test_iter = max(1, -(-n_val // solver.test_batch_size))
-    _atomic_write(solver_file, caffenet.solver_text(net, run_dir / "snapshots" / "caffenet",
+    write_text(solver_file, caffenet.solver_text(net, run_dir / "snapshots" / "caffenet",
                                                     test_iter, solver,
                                                     "CPU" if gpu is None else "GPU"))
     (run_dir / "snapshots").mkdir(exist_ok=True)
@@ -502,8 +496,8 @@ def evaluate(run_dir, dataset_dir, split="test", weights=None, progress=True):
     text += [f"{c:12s}{v['precision']:10.3f}{v['recall']:8.3f}{v['f1']:8.3f}{v['support']:9d}"
              for c, v in result["per_class"].items()]
     text += ["", metrics.confusion_table(counts, classes)]
-    _atomic_write(run_dir / "evaluation.txt", "\n".join(text))
-    _atomic_write(run_dir / "evaluation.json", json.dumps(result, indent=1))
+    write_text(run_dir / "evaluation.txt", "\n".join(text))
+    write_json(run_dir / "evaluation.json", result)
     metrics.confusion_png(counts, run_dir / f"confusion_{split}.png", classes,
                           title=f"{split}: rows actual, columns predicted")
     return result
