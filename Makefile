@@ -20,13 +20,14 @@ PYTEST_ARGS ?=
 CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
-.PHONY: help venv caffe cuda-extras test test-gpu demo mnist-data mnist fashion fetch bench-layer bench-dec \
-  bench-fetch bench-features bench-caffenet stl-data photos-data fetch-caffenet \
-  docker-build docker-shell docker-run clean
+.PHONY: help venv install caffe cuda-extras test test-fast test-gpu demo mnist-data mnist fashion \
+  fetch bench-layer bench-dec bench-fetch bench-features bench-caffenet stl-data photos-data \
+  fetch-caffenet docker-build docker-shell docker-run clean
 
 help:
 	@echo "make demo         DEC on the embedded default data (CPU, a few minutes)"
 	@echo "make test         build what is missing, then run the tests"
+	@echo "make test-fast    the tests that need no Caffe (no Caffe build needed)"
 	@echo "make caffe        build BVLC Caffe + the DEC layer (CUDA=1 for a GPU build)"
 	@echo "make test-gpu     on a GPU machine: CUDA build, layer gtest and reference test on the GPU"
 	@echo "make fashion      DEC on all of Fashion-MNIST, CPU schedule of < 60 min (+ comparison)"
@@ -45,35 +46,46 @@ help:
 # ---- set-up -----------------------------------------------------------------
 venv: $(VENV)/.requirements-ok
 
-$(VENV)/.requirements-ok: requirements.txt engine/apt-packages.txt
-	engine/install_apt_deps.sh
+$(VENV)/.requirements-ok: requirements.txt docker/apt-packages.txt
+	docker/install_apt_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# The packages of this checkout, editable, in the venv (again when the venv
+# points at another checkout, e.g. the Docker image's venv and a mounted repo).
+install: venv
+	@$(PY) -I -c 'import sys, dec, data_prep; sys.exit(not dec.__file__.startswith("$(CURDIR)/"))' \
+	  2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check --no-deps \
+	  --no-build-isolation -e .
+
 # Builds (or finds in the cache) Caffe and points the venv at its pycaffe.
 caffe: venv
-	engine/build_caffe.sh $(CAFFE_FLAGS) --link
+	docker/build_caffe.sh $(CAFFE_FLAGS) --link
 
 # cuBLAS/cuRAND headers for the CUDA compile check, where nvcc exists but a
 # bare toolkit lacks them (our CI machines).
 NVCC := $(or $(CUDA_HOME),/usr/local/cuda)/bin/nvcc
 cuda-extras:
-	@if [ -x $(NVCC) ]; then engine/fetch_cuda_extras.sh >/dev/null; \
+	@if [ -x $(NVCC) ]; then docker/fetch_cuda_extras.sh >/dev/null; \
 	else echo "no nvcc at $(NVCC): the CUDA compile check will be skipped"; fi
 
 # ---- the two commands ---------------------------------------------------------
-test: caffe cuda-extras
+test: caffe install cuda-extras
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-demo: caffe
-	$(PY) -m dec.demo
+# Metrics, HOG, parsing, fetch, splits...: seconds, and no Caffe build.
+test-fast: install
+	$(PY) -m pytest tests -m "not caffe" $(PYTEST_ARGS)
+
+demo: caffe install
+	$(PY) -m dec demo
 
 # On a machine with a GPU: the CUDA build, the layer's gtest on CPU and GPU and
 # the NumPy reference check in GPU mode (not part of `make test`).
 test-gpu:
-	$(MAKE) caffe CUDA=1
-	HEOBS_TEST_GPU=1 $(PY) -m pytest tests/test_engine.py $(PYTEST_ARGS)
+	$(MAKE) caffe install CUDA=1
+	HEOBS_TEST_GPU=1 $(PY) -m pytest tests/docker/test_engine.py $(PYTEST_ARGS)
 
 # ---- reproductions (write runs/<name>/results.json and comparison.md) --------
 DATA ?= data
@@ -87,55 +99,55 @@ FASHION_ARGS ?= --pretrain-iter 8000 --finetune-iter 16000 --stepsize 6000 \
   --max-rounds 60 --snapshot 2000
 GPU_FLAG := $(if $(GPU),--gpu $(GPU))
 
-mnist-data: caffe
+mnist-data: install
 	$(if $(MNIST_DIR),,data_prep/fetch_mnist.sh $(DATA)/mnist-idx)
-	$(PY) -m dec data mnist --out $(DATA) --mnist-dir $(or $(MNIST_DIR),$(DATA)/mnist-idx)
+	$(PY) -m data_prep data mnist --out $(DATA) --mnist-dir $(or $(MNIST_DIR),$(DATA)/mnist-idx)
 
-mnist: mnist-data
+mnist: caffe mnist-data
 	$(PY) -m dec run mnist --data $(DATA) --run $(RUNS)/mnist $(GPU_FLAG) $(MNIST_ARGS)
-	$(PY) -m dec.compare $(RUNS)/mnist
+	$(PY) -m dec compare $(RUNS)/mnist
 
-$(DATA)/fashion_meta.json: | caffe
-	$(PY) -m dec data fashion --out $(DATA)
+$(DATA)/fashion_meta.json: | install
+	$(PY) -m data_prep data fashion --out $(DATA)
 
-fashion: caffe $(DATA)/fashion_meta.json
+fashion: caffe install $(DATA)/fashion_meta.json
 	$(PY) -m dec run fashion --data $(DATA) --run $(RUNS)/fashion $(GPU_FLAG) $(FASHION_ARGS)
-	$(PY) -m dec.compare $(RUNS)/fashion
+	$(PY) -m dec compare $(RUNS)/fashion
 
 STL_DIR ?=
-stl-data: caffe
+stl-data: install
 	$(if $(STL_DIR),,data_prep/fetch_stl10.sh $(DATA)/stl10)
-	$(PY) -m dec data stl --out $(DATA) --stl-dir $(or $(STL_DIR),$(DATA)/stl10/stl10_binary)
+	$(PY) -m data_prep data stl --out $(DATA) --stl-dir $(or $(STL_DIR),$(DATA)/stl10/stl10_binary)
 
 PHOTOS_DIR ?= photos
 PHOTOS_NAME ?= custom
-photos-data: caffe
-	$(PY) -m dec data photos --photos $(PHOTOS_DIR) --name $(PHOTOS_NAME) --out $(DATA)
+photos-data: install
+	$(PY) -m data_prep data photos --photos $(PHOTOS_DIR) --name $(PHOTOS_NAME) --out $(DATA)
 
 # ---- heobs photos (report §2) -------------------------------------------------
 PHOTOS ?= photos.txt
 OUT ?= photos
 FETCH_ARGS ?=
 
-fetch: venv
-	$(PY) -m data_prep.fetch_photos fetch $(PHOTOS) --out $(OUT) $(FETCH_ARGS)
-	$(PY) -m data_prep.fetch_photos export --out $(OUT)
+fetch: install
+	$(PY) -m data_prep fetch $(PHOTOS) --out $(OUT) $(FETCH_ARGS)
+	$(PY) -m data_prep export --out $(OUT)
 
 # ---- benchmarks (print figures; never part of the tests) ----------------------
-bench-layer: caffe
-	$(PY) -m dec.bench_layer
+bench-layer: caffe install
+	$(PY) -m dec.bench.layer
 
-bench-dec: caffe
-	$(PY) -m dec.bench_dec
+bench-dec: caffe install
+	$(PY) -m dec.bench.dec
 
-bench-fetch: venv
-	$(PY) -m dec.bench_fetch
+bench-fetch: install
+	$(PY) -m data_prep.bench.fetch
 
-bench-features: venv
-	$(PY) -m dec.bench_features
+bench-features: install
+	$(PY) -m data_prep.bench.features
 
-bench-caffenet: caffe
-	$(PY) -m dec.bench_caffenet
+bench-caffenet: caffe install
+	$(PY) -m dec.bench.caffenet
 
 # ---- CaffeNet's ImageNet weights (BVLC model zoo; needs the internet) ---------
 CAFFENET_WEIGHTS ?= $(DATA)/bvlc_reference_caffenet.caffemodel

@@ -1,1 +1,3 @@
-"""heobs-dec: Deep Embedded Clustering and CaffeNet fine-tuning on BVLC Caffe."""
+"""heobs-dec: what runs Caffe — Deep Embedded Clustering (autoencoder,
+clustering loop, class folders) and CaffeNet (train, evaluate, classify).
+Data comes from `data_prep`."""

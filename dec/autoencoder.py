@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from . import nets, solve
-from .files import write_text
+from data_prep.files import write_text
+
 from .engine import import_caffe, solver_mode
 
 

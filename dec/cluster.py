@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import KMeans
 
-from . import db, metrics, multi_t, nets, solve
+from data_prep import db
+from data_prep.files import write_text
+
+from . import metrics, multi_t, nets, solve
 from .autoencoder import embed, read_params
 from .engine import import_caffe, solver_mode
-from .files import write_text
 
 
 def _atomic_npy(path, array):

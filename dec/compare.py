@@ -1,12 +1,11 @@
-"""Put a run's numbers next to the published ones: <run>/comparison.md.
-
-    python -m dec.compare runs/mnist
-"""
+"""Put a run's numbers next to the published ones: <run>/comparison.md
+(`python -m dec compare runs/mnist`)."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from data_prep.files import write_text
 
 from . import metrics
 
@@ -64,13 +63,6 @@ def write(run_dir):
               f"{results['timings']['total_s'] / 60:.1f} minutes in all.", "",
              "```", results.get("confusion_table", "").rstrip(), "```", ""]
     text = "\n".join(lines)
-    (run_dir / "comparison.md").write_text(text)
+    write_text(run_dir / "comparison.md", text)
     return text
 
-
-if __name__ == "__main__":
-    try:
-        print(write(sys.argv[1]))
-    except (FileNotFoundError, ValueError, IndexError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)

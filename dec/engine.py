@@ -1,18 +1,16 @@
-"""Where the Caffe engine is, and importing it with a clear error when it is not.
+"""The Caffe engine in-process: importing pycaffe with a clear error when it
+is missing, and the device (CPU, or a GPU id) every later step runs on.
 
-`make caffe` builds BVLC Caffe with the DEC patch set (engine/) into a cache
-folder and writes a .pth file into the venv, so `import caffe` finds pycaffe;
-the `caffe` tool and the layer's gtest binary lie in <prefix>/bin beside it.
+Where the build is and its command-line tools: data_prep.caffe_tools (the
+data preparation runs `convert_imageset` without importing pycaffe).
 """
 import os
 from pathlib import Path
 
+from data_prep.caffe_tools import CaffeMissing
+
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "caffe_models"
-
-
-class CaffeMissing(RuntimeError):
-    pass
 
 
 def import_caffe(quiet=True):
@@ -25,20 +23,6 @@ def import_caffe(quiet=True):
         raise CaffeMissing(
             f"Caffe is not importable ({err}); run `make caffe` first") from None
     return caffe
-
-
-def prefix():
-    """The install prefix of the Caffe build the venv points at."""
-    caffe = import_caffe()
-    return Path(caffe.__file__).resolve().parent.parent.parent
-
-
-def tool(name="caffe"):
-    """Path of a Caffe command-line tool (caffe, compute_image_mean, ...)."""
-    path = prefix() / "bin" / name
-    if not path.exists():
-        raise CaffeMissing(f"{path} is missing; run `make caffe`")
-    return path
 
 
 _device = {"gpu": None}

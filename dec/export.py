@@ -10,22 +10,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-
-def to_hwc(image):
-    """A (C, H, W) datum array or (H, W[, C]) array → (H, W, C) uint8."""
-    image = np.asarray(image, dtype=np.uint8)
-    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[2] not in (1, 3):
-        image = image.transpose(1, 2, 0)
-    if image.ndim == 2:
-        image = image[..., None]
-    return image
-
-
-def to_pil(image):
-    image = to_hwc(image)
-    return Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+from data_prep.images import grid, to_hwc, to_pil
 
 
 def class_folders(images, y_pred, out_dir, n_clusters):
@@ -43,19 +29,6 @@ def class_folders(images, y_pred, out_dir, n_clusters):
         shutil.rmtree(out_dir)
     os.rename(tmp, out_dir)
     return {c: int((y_pred == c).sum()) for c in range(n_clusters)}
-
-
-def grid(images, columns=10, pad=1):
-    """Tile (H, W, C) images into one image, row by row (DEC's dispImg)."""
-    images = [to_hwc(im) for im in images]
-    h, w, c = images[0].shape
-    rows = (len(images) + columns - 1) // columns
-    sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, col = divmod(i, columns)
-        sheet[pad + r * (h + pad):pad + r * (h + pad) + h,
-              pad + col * (w + pad):pad + col * (w + pad) + w] = im
-    return sheet
 
 
 def enlarge(image, min_side=48):

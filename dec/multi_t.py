@@ -1,6 +1,6 @@
 """NumPy version of DEC's Student's t soft assignment and its loss.
 
-The same maths as the MultiTLoss Caffe layer (engine/src/.../multi_t_loss_layer),
+The same maths as the MultiTLoss Caffe layer (docker/src/.../multi_t_loss_layer),
 used as its reference in the tests and benchmark, and by the clustering loop
 for the target distribution. Layout as the layer: centres `mu` and inverse
 variances `s` are K x C (column j is centre j).

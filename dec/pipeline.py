@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import autoencoder, datasets, db, export, metrics, multi_t
+from data_prep import datasets, db
+from data_prep.files import write_json
+
+from . import autoencoder, export, metrics, multi_t
 from .cluster import ClusterRun
 from .engine import import_caffe
-from .files import write_json
 
 
 def schedule_for(meta, sched):
@@ -50,7 +52,7 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=Tru
     paths = {split: data_dir / f"{name}_{split}" for split in ("train", "test", "total", "img")}
     for path in paths.values():
         if not (path / "CURRENT").exists():
-            raise FileNotFoundError(f"database {path} is missing: run `python -m dec data` first")
+            raise FileNotFoundError(f"database {path} is missing: run `python -m data_prep data` first")
     timings = {}
     start = time.perf_counter()
     x, y = db.read_db(paths["total"])
@@ -141,3 +143,19 @@ def predict(run_dir, x):
     q, _ = multi_t.soft_assignment(features, np.load(run_dir / "centres.npy"),
                                    alpha=results["schedule"]["alpha"])
     return q.argmax(axis=1), q
+
+
+def format_summary(results):
+    """What a finished run prints: data, rounds, time, metrics, confusion, outputs."""
+    m = results.get("metrics")
+    lines = [f"\n{results['dataset']}: {results['samples']} samples, {results['clusters']} "
+             f"clusters, {results['rounds']} DEC rounds "
+             f"({'converged' if results['converged'] else 'not converged'}), "
+             f"{results['timings']['total_s']:.0f} s"
+             + (f" (reused from an earlier run: {', '.join(results['reused'])})"
+                if results.get("reused") else "")]
+    if m:
+        lines += [f"accuracy {m['acc']:.4f}  NMI {m['nmi']:.4f}  ARI {m['ari']:.4f}\n",
+                  results["confusion_table"]]
+    lines += [f"  {key:12s} {path}" for key, path in results["outputs"].items()]
+    return "\n".join(lines)

@@ -3,8 +3,8 @@
 # into a cache directory keyed by the patch set, so that rebuilds and fresh
 # clones on the same machine reuse it.
 #
-#   engine/build_caffe.sh --python PY [--cuda] [--cuda-arch "60 70 ..."] [--jobs N] [--link]
-#   engine/build_caffe.sh --python PY --print-prefix   # where it is (or would be)
+#   docker/build_caffe.sh --python PY [--cuda] [--cuda-arch "60 70 ..."] [--jobs N] [--link]
+#   docker/build_caffe.sh --python PY --print-prefix   # where it is (or would be)
 # --link writes a .pth file into PY's site-packages so that PY imports this
 # build's pycaffe (the `caffe` tool is found next to it: <prefix>/bin).
 #

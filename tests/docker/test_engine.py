@@ -6,12 +6,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from dec import db, engine, multi_t
+from data_prep import db
+from data_prep.caffe_tools import prefix, tool
+from dec import engine, multi_t
 
-caffe = engine.import_caffe()
+pytestmark = pytest.mark.caffe
 
-LAYER_NET = engine.MODELS / "engine" / "multi_t_loss.prototxt"
-ENGINE_SRC = engine.REPO / "engine" / "src"
+LAYER_NET = engine.MODELS / "multi_t_loss" / "multi_t_loss.prototxt"
+DOCKER = engine.REPO / "docker"
+LAYER_SRC = DOCKER / "src"
 
 
 def rel_err(actual, expected):
@@ -21,11 +24,11 @@ def rel_err(actual, expected):
 def test_layer_gtest_passes():
     """The layer's own gtest (forward against a reference, GradientChecker);
     CPU here, CPU and GPU under `make test-gpu`."""
-    binary = engine.tool("test_multi_t_loss.testbin")
+    binary = tool("test_multi_t_loss.testbin")
     # The test binary keeps its build-tree RPATH: point it at the installed lib.
-    env = dict(os.environ, LD_LIBRARY_PATH=str(engine.prefix() / "lib"))
+    env = dict(os.environ, LD_LIBRARY_PATH=str(prefix() / "lib"))
     args = [str(binary)] + ([] if GPU else ["--gtest_filter=-*GPU*"])
-    run = subprocess.run(args, capture_output=True, text=True, cwd=engine.prefix(),
+    run = subprocess.run(args, capture_output=True, text=True, cwd=prefix(),
                          timeout=600, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "[  PASSED  ]" in run.stdout
@@ -41,6 +44,7 @@ def rng(request):
 
 
 def run_layer_net(z, p, mu, s):
+    caffe = engine.import_caffe()
     net = caffe.Net(str(LAYER_NET), caffe.TRAIN)
     net.blobs["z"].reshape(*z.shape)
     net.blobs["p"].reshape(*p.shape)
@@ -63,6 +67,7 @@ GPU = os.environ.get("HEOBS_TEST_GPU") == "1"   # make test-gpu, on a CUDA build
 @pytest.mark.parametrize("mode", ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(
     not GPU, reason="GPU mode runs under `make test-gpu` (a CUDA build and a GPU)"))])
 def test_layer_matches_numpy_reference_float32(rng, mode):
+    caffe = engine.import_caffe()
     caffe.set_mode_gpu() if mode == "gpu" else caffe.set_mode_cpu()
     m, k, c = 97, 10, 10
     z = rng.normal(size=(m, k)).astype(np.float32)
@@ -159,6 +164,7 @@ layers {{
 
 def test_dec_v1_prototxt_with_seek_loads_and_trains(tmp_path, rng):
     """DEC's V1 text (report §3.1.3) loads unchanged; the data starts at `seek`."""
+    caffe = engine.import_caffe()
     n, d, dim, clusters, batch, start = 20, 6, 3, 4, 8, 15
     x = np.arange(n, dtype=np.float64)[:, None] + rng.uniform(0, 0.5, size=(n, d))
     p = multi_t.target_distribution(rng.dirichlet(np.ones(clusters), size=n))
@@ -200,6 +206,7 @@ layer {
 
 def test_momentum_burnin_ramps_momentum_linearly(tmp_path):
     """loss = w·1, so the gradient is 1 and each update shows the momentum used."""
+    caffe = engine.import_caffe()
     lr, momentum, burnin, steps = 0.1, 0.9, 4, 8
     (tmp_path / "net.prototxt").write_text(BURNIN_NET)
     (tmp_path / "solver.prototxt").write_text(textwrap.dedent(f"""\
@@ -235,12 +242,12 @@ def test_cuda_layer_compiles_against_caffe_headers(tmp_path):
     """Type-check the layer's CUDA code (no GPU needed): nvcc -c of the .cu file.
 
     cuBLAS/cuRAND headers come from `make cuda-extras` (set up by make test)."""
-    extras = subprocess.run([str(engine.REPO / "engine" / "fetch_cuda_extras.sh"), "--cached"],
+    extras = subprocess.run([str(DOCKER / "fetch_cuda_extras.sh"), "--cached"],
                             capture_output=True, text=True)
     assert extras.returncode == 0, extras.stderr
-    include = [engine.prefix() / "include", ENGINE_SRC / "include",
+    include = [prefix() / "include", LAYER_SRC / "include",
                extras.stdout.strip() + "/include"]
-    cmd = [NVCC, "-c", str(ENGINE_SRC / "src/caffe/layers/multi_t_loss_layer.cu"),
+    cmd = [NVCC, "-c", str(LAYER_SRC / "src/caffe/layers/multi_t_loss_layer.cu"),
            "-o", str(tmp_path / "layer.o"), "-std=c++17", "-Xcompiler", "-fPIC",
            "-gencode", "arch=compute_75,code=sm_75", "-DUSE_LEVELDB", "-DUSE_LMDB"]
     cmd += [f"-I{path}" for path in include]
@@ -255,6 +262,7 @@ def test_cuda_layer_compiles_against_caffe_headers(tmp_path):
 def test_seek_on_lmdb_starts_at_the_first_key_not_below_it(tmp_path):
     """DataParameter.seek on an LMDB written by Caffe's convert_imageset
     (keys '00000003_<file>'): seek '00000003' starts at the fourth record."""
+    caffe = engine.import_caffe()
     from PIL import Image
     lines = []
     for i in range(5):
@@ -262,7 +270,7 @@ def test_seek_on_lmdb_starts_at_the_first_key_not_below_it(tmp_path):
         lines.append(f"{i}.png {i}\n")
     (tmp_path / "list.txt").write_text("".join(lines))
     env = dict(os.environ, GLOG_minloglevel="2")
-    subprocess.run([str(engine.tool("convert_imageset")), "--backend=lmdb", f"{tmp_path}/",
+    subprocess.run([str(tool("convert_imageset")), "--backend=lmdb", f"{tmp_path}/",
                     str(tmp_path / "list.txt"), str(tmp_path / "db")], check=True, env=env,
                    capture_output=True)
     (tmp_path / "net.prototxt").write_text(

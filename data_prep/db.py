@@ -5,6 +5,7 @@ sample order). Float features go to `float_data` as a (D, 1, 1) datum, uint8
 images to `data` as (C, H, W) — what caffe.io.array_to_datum makes of them.
 Writes are atomic: a new database is built beside the target and renamed over
 it, so an interrupt never leaves a half-written store under the real name.
+Records are Caffe `Datum`s (data_prep.datum: no Caffe needed to write them).
 """
 import os
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import plyvel
 
+from .datum import Datum
+
 KEY_FORMAT = "{:08}"  # dec.py write_db / update_db
 
 
@@ -21,14 +24,8 @@ def key(index):
     return KEY_FORMAT.format(index).encode()
 
 
-def _datum_class():
-    from .engine import import_caffe
-    return import_caffe().proto.caffe_pb2.Datum
-
-
-def to_datum(x, label=0, Datum=None):
+def to_datum(x, label=0):
     """One sample as a Datum: float → float_data (D,1,1); uint8 → data (C,H,W)."""
-    Datum = Datum or _datum_class()
     x = np.asarray(x)
     datum = Datum()
     datum.label = int(label)
@@ -73,7 +70,6 @@ class Writer:
     def __init__(self, path, batch=4096):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.Datum = _datum_class()
         self.tmp = tempfile.mkdtemp(prefix=self.path.name + ".tmp-", dir=self.path.parent)
         self.db = plyvel.DB(self.tmp, create_if_missing=True)
         self.batch_size = batch
@@ -81,7 +77,7 @@ class Writer:
         self.count = 0
 
     def put(self, index, x, label=0):
-        self.wb.put(key(index), to_datum(x, label, self.Datum).SerializeToString())
+        self.wb.put(key(index), to_datum(x, label).SerializeToString())
         self.count += 1
         if self.count % self.batch_size == 0:
             self.wb.write()
@@ -126,13 +122,12 @@ def write_db(path, samples, labels=None, start=0):
 def update_db(path, samples, seek, total, labels=None):
     """dec.py's update_db: sample i goes to key (i + seek) % total, in an
     existing database. One LevelDB write batch: all of it lands, or none."""
-    Datum = _datum_class()
     store = plyvel.DB(str(path), create_if_missing=False)
     try:
         with store.write_batch(transaction=True) as batch:
             for i, x in enumerate(samples):
                 label = 0 if labels is None else labels[i]
-                batch.put(key((i + seek) % total), to_datum(x, label, Datum).SerializeToString())
+                batch.put(key((i + seek) % total), to_datum(x, label).SerializeToString())
     finally:
         store.close()
 
@@ -142,7 +137,6 @@ def read_db(path, limit=None):
     path = Path(path)
     if not (path / "CURRENT").exists():
         raise FileNotFoundError(f"no LevelDB database at {path}")
-    Datum = _datum_class()
     xs, ys = [], []
     db = plyvel.DB(str(path), create_if_missing=False)
     try:

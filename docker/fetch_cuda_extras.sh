@@ -3,7 +3,7 @@
 # them (a bare nvcc install, as on our CI machines), from NVIDIA's PyPI wheels.
 # Prints the folder that holds include/ and lib/. nvidia/cuda *devel* images
 # already have both; there this script is not needed.
-#   engine/fetch_cuda_extras.sh [--cached]
+#   docker/fetch_cuda_extras.sh [--cached]
 # --cached: only print the folder if it is already there (fail otherwise); for
 # tests, which never download.
 set -euo pipefail

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, db, multi_t, nets, solve
-from .autoencoder import embed
-from .engine import import_caffe
+from data_prep import datasets, db
+
+from .. import multi_t, nets, solve
+from ..autoencoder import embed
+from ..engine import import_caffe
 
 
 def iteration_seconds(solver_file, iters, warmup=5):

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from dec import photos
+from data_prep import photos
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def uid(n):
@@ -40,6 +40,8 @@ class PhotoServer(BaseHTTPRequestHandler):
     requests = {}
     latency = 0.0
     lock = threading.Lock()
+    hold_after = None            # requests after this many wait until `release` is set
+    release = threading.Event()
 
     def log_message(self, *args):
         pass
@@ -66,6 +68,9 @@ class PhotoServer(BaseHTTPRequestHandler):
             seen = self.requests.setdefault(uuid, [])
             seen.append(time.monotonic())
             count = len(seen)
+            total = sum(len(times) for times in self.requests.values())
+        if self.hold_after is not None and total > self.hold_after:
+            self.release.wait(60)
         if self.latency:
             time.sleep(self.latency)
         kind = self.behaviour.get(uuid, "jpeg")
@@ -111,6 +116,7 @@ class PhotoServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     PhotoServer.behaviour, PhotoServer.requests, PhotoServer.latency = {}, {}, 0.0
+    PhotoServer.hold_after, PhotoServer.release = None, threading.Event()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), PhotoServer)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -232,19 +238,33 @@ def test_rerun_fetches_only_what_is_not_ok(server, tmp_path):
 
 
 def test_sigkill_in_the_middle_resumes_to_the_same_final_state(server, tmp_path):
+    """The server answers 20 requests and holds the rest: the fetcher is killed
+    once the manifest has rows, so it is always killed mid-way, however busy
+    the machine (no sleep races the work)."""
     _, base = server
-    PhotoServer.latency = 0.05
+    PhotoServer.hold_after = 20
     ids = [uid(1000 + i) for i in range(120)]
     PhotoServer.behaviour = {ids[5]: "404", ids[7]: "empty", ids[9]: "png"}
     (tmp_path / "photos.txt").write_text("".join(f"{u} | p | eng\n" for u in ids))
-    cmd = [sys.executable, "-m", "data_prep.fetch_photos", "fetch", str(tmp_path / "photos.txt"),
+    cmd = [sys.executable, "-m", "data_prep", "fetch", str(tmp_path / "photos.txt"),
            "--base-url", base, "--concurrency", "4", "--retries", "1", "--backoff", "0.05",
            "--quiet", "--out"]
     victim = subprocess.Popen(cmd + [str(tmp_path / "killed")], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.2)
+    deadline = time.monotonic() + 120
+
+    def done():
+        try:                                           # the fetcher may be creating it
+            rows = manifest(tmp_path / "killed").values()
+        except sqlite3.OperationalError:
+            return 0
+        return sum(r["status"] != "pending" for r in rows)
+
+    while done() < 5 and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)                               # waits for a condition, bounded
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    PhotoServer.release.set()
     done_before = sum(r["status"] != "pending" for r in manifest(tmp_path / "killed").values())
     assert 0 < done_before < len(ids)                  # it really was killed mid-way
     subprocess.run(cmd + [str(tmp_path / "killed")], cwd=REPO, check=True,

@@ -350,7 +350,9 @@ def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
                 if len(pending) >= config.concurrency * 2:
                     break
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                # Wakes at least once a second, so that what finished is committed
+                # even while every download in flight stalls.
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
                     outcome = future.result()
                     if outcome.reason != "interrupted":

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import engine, multi_t
+from .. import engine, multi_t
 
 
 def best_of(fn, repeats):
@@ -35,7 +35,7 @@ def main(argv=None):
     q, _ = multi_t.soft_assignment(z.astype(np.float64), mu.astype(np.float64))
     p = multi_t.target_distribution(q).astype(np.float32)
 
-    net = caffe.Net(str(engine.MODELS / "engine" / "multi_t_loss.prototxt"), caffe.TRAIN)
+    net = caffe.Net(str(engine.MODELS / "multi_t_loss" / "multi_t_loss.prototxt"), caffe.TRAIN)
     net.blobs["z"].reshape(m, k)
     net.blobs["p"].reshape(m, c)
     net.reshape()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import caffenet
-from .engine import import_caffe
+from ..caffenet import nets as caffenet
+from ..engine import import_caffe
 
 
 def main(argv=None):

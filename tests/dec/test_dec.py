@@ -4,109 +4,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import read_with_caffe
 
+from data_prep import datasets, db
 from dec import __main__ as cli
-from dec import datasets, db, engine, metrics, multi_t, nets, pipeline, solve
+from dec import engine, nets, pipeline, solve
 
-caffe = engine.import_caffe()
-
-
-# ---- databases ------------------------------------------------------------------
-def test_db_round_trip_float_and_uint8(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(37, 11)).astype(np.float32)
-    y = rng.integers(0, 5, size=37)
-    assert db.write_db(tmp_path / "f", x, y) == 37
-    x2, y2 = db.read_db(tmp_path / "f")
-    np.testing.assert_array_equal(x2, x)
-    np.testing.assert_array_equal(y2, y)
-    images = rng.integers(0, 256, size=(9, 3, 5, 4), dtype=np.uint8)
-    db.write_db(tmp_path / "u", images)
-    images2, _ = db.read_db(tmp_path / "u")
-    np.testing.assert_array_equal(images2, images)
-    # DEC's key format: zero-padded, so byte order is sample order.
-    import plyvel
-    store = plyvel.DB(str(tmp_path / "f"))
-    keys = [k for k, _ in store.iterator()]
-    store.close()
-    assert keys[:3] == [b"00000000", b"00000001", b"00000002"]
-
-
-def test_caffe_data_layer_reads_what_we_wrote(tmp_path):
-    images = np.arange(6 * 2 * 3 * 4, dtype=np.uint8).reshape(6, 2, 3, 4)
-    labels = np.array([3, 1, 4, 1, 5, 9])
-    db.write_db(tmp_path / "img", images, labels)
-    data, label = read_with_caffe(tmp_path / "img", 6)
-    np.testing.assert_array_equal(data, images.astype(np.float32))
-    np.testing.assert_array_equal(label, labels)
-
-
-def test_update_db_rotates_keys_like_dec_py(tmp_path):
-    db.write_db(tmp_path / "d", np.zeros((5, 2), np.float32))
-    db.update_db(tmp_path / "d", np.array([[1, 1], [2, 2]], np.float32), seek=4, total=5)
-    x, _ = db.read_db(tmp_path / "d")
-    np.testing.assert_array_equal(x[:, 0], [2, 0, 0, 0, 1])   # keys 4 then 0
-
-
-def test_write_db_is_atomic_on_failure(tmp_path):
-    db.write_db(tmp_path / "d", np.ones((3, 2), np.float32))
-
-    def broken():
-        yield np.zeros(2, np.float32)
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        db.write_db(tmp_path / "d", broken())
-    x, _ = db.read_db(tmp_path / "d")
-    np.testing.assert_array_equal(x, np.ones((3, 2)))   # the old store is intact
-    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary left
-
-
-# ---- maths ----------------------------------------------------------------------------
-def test_target_distribution_matches_dec_py():
-    rng = np.random.default_rng(1)
-    q = rng.dirichlet(np.ones(4), size=50)
-    # dec.py DisKmeans, literally: normalise, bias = 1/colsum scaled, q^2 * bias, normalise.
-    weight = (q.T / q.sum(axis=1)).T
-    bias = 1.0 / weight.sum(axis=0)
-    bias = 4 * bias / bias.sum()
-    weight = (weight ** 2) * bias
-    weight = (weight.T / weight.sum(axis=1)).T
-    np.testing.assert_allclose(multi_t.target_distribution(q), weight, rtol=1e-12)
-
-
-def test_soft_assignment_is_dec_tmm_transform():
-    rng = np.random.default_rng(2)
-    z, centres = rng.normal(size=(20, 3)), rng.normal(size=(4, 3))
-    dist2 = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
-    r = 1.0 / (1.0 + dist2)          # TMM.transform with alpha 1
-    r = (r.T / r.sum(axis=1)).T
-    q, _ = multi_t.soft_assignment(z, centres.T)
-    np.testing.assert_allclose(q, r, rtol=1e-12)
-
-
-def test_cluster_acc_is_one_for_permuted_labels():
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 6, size=200)
-    perm = rng.permutation(6)
-    acc, mapping = metrics.cluster_acc(y, perm[y])
-    assert acc == 1.0
-    assert all(mapping[perm[c]] == c for c in range(6))
-
-
-def test_cluster_acc_on_a_hand_made_confusion():
-    # Actual rows, predicted columns: best matching is 0→1 (8), 1→0 (6), 2→2 (3) = 17/30.
-    counts = np.array([[2, 8, 0], [6, 1, 3], [4, 3, 3]])
-    y_true = np.repeat([0, 0, 0, 1, 1, 1, 2, 2, 2], counts.ravel())
-    y_pred = np.repeat([0, 1, 2] * 3, counts.ravel())
-    acc, mapping = metrics.cluster_acc(y_true, y_pred)
-    assert acc == pytest.approx(17 / 30)
-    assert mapping == {1: 0, 0: 1, 2: 2}
-    np.testing.assert_array_equal(metrics.confusion(y_true, y_pred), counts)
-    table = metrics.confusion_table(counts)
-    assert table.splitlines()[0].split() == ["Predict", "0", "1", "2"]
-    assert table.splitlines()[1].split() == ["Actual", "0", "2", "8", "0"]
+pytestmark = pytest.mark.caffe
 
 
 # ---- nets ---------------------------------------------------------------------------
@@ -118,6 +21,7 @@ def test_committed_paper_files_match_the_definition():
 
 def test_paper_nets_load_in_caffe(tmp_path):
     """Every generated net parses and has the paper's sizes (Input instead of Data)."""
+    caffe = engine.import_caffe()
     deploy = tmp_path / "deploy.prototxt"
     deploy.write_text(nets.deploy_net(nets.PAPER.dims, nets.PAPER))
     net = caffe.Net(str(deploy), caffe.TEST)
@@ -263,24 +167,6 @@ def test_fashion_mnist_regression(tmp_path):
     assert results["samples"] == 3000
     assert results["metrics"]["acc"] > 0.42
     assert results["metrics"]["nmi"] > 0.48
-
-
-def test_idx_files_raw_gz_and_truncated(tmp_path):
-    import gzip
-    import struct
-    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    raw = struct.pack(">BBBBIII", 0, 0, 8, 3, 2, 3, 4) + images.tobytes()
-    (tmp_path / "a-idx3-ubyte").write_bytes(raw)
-    with gzip.open(tmp_path / "b-idx3-ubyte.gz", "wb") as f:
-        f.write(raw)
-    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "a-idx3-ubyte"), images)
-    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "b-idx3-ubyte.gz"), images)
-    (tmp_path / "c-idx3-ubyte").write_bytes(raw[:-3])
-    with pytest.raises(ValueError, match="truncated"):
-        datasets.read_idx(tmp_path / "c-idx3-ubyte")
-    (tmp_path / "d").write_bytes(b"hello world")
-    with pytest.raises(ValueError, match="not an IDX file"):
-        datasets.read_idx(tmp_path / "d")
 
 
 def test_interrupted_pretraining_stage_resumes_from_its_snapshot(digits_data, tmp_path,

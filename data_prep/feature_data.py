@@ -8,22 +8,21 @@ images, uint8 C x H x W RGB, same order), <name>_train / <name>_test
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from . import datasets, db, features
+from .images import grid, list_photos, load_photo
+from .labels import PHOTO_CLASSES, label_of
 
 STL_SIDE = 96
 STL_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
                "truck")
-PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 CHUNK = 512
 
 
 def write_previews(out_dir, name, images):
     """DEC's visual check (load_stl): <name>_org.jpg, a 10x10 grid of the first
     100 images, and <name>_hog.jpg, their HOG glyph pictures."""
-    from .export import grid
     images = [np.asarray(im) for im in images[:100]]
     if not images:
         return
@@ -107,43 +106,6 @@ def make_stl_databases(stl_dir, out_dir, name="stl", seed=datasets.PERMUTATION_S
 
 
 # ---- photo folders (report §3.3) -----------------------------------------------------
-def label_of(filename, classes=PHOTO_CLASSES):
-    """The class from the file-name prefix before '_' (report: load_label), or None."""
-    prefix = Path(filename).name.split("_")[0].lower()
-    return classes.index(prefix) if prefix in classes else None
-
-
-def load_photo(path, size):
-    """Any mode (grey, RGBA, CMYK, palette), EXIF-rotated → RGB uint8 of size (w, h)."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(background, im)
-        im = im.convert("RGB").resize(size, Image.BICUBIC)
-        return np.asarray(im, dtype=np.uint8)
-
-
-def list_photos(source):
-    """Image files of a folder, or the 'ok' files of a fetch manifest folder."""
-    source = Path(source)
-    if not source.is_dir():
-        raise FileNotFoundError(f"{source} is not a folder of images")
-    manifest = source / "manifest.sqlite"
-    if manifest.exists():
-        from . import photos
-        con = photos.open_manifest(source)
-        files = [source / r["file"] for r in photos.rows(con, "status = 'ok'")]
-        con.close()
-    else:
-        files = sorted(p for p in source.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"{source}: no images found")
-    return files
-
-
 def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
                          cmap_size=features.PHOTO_CMAP_SIZE, seed=datasets.PERMUTATION_SEED,
                          classes=PHOTO_CLASSES, progress=True, log=print):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import photos
+from .. import photos
 
 
 def serve(port_file, latency):
@@ -61,7 +61,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         port_file = tmp / "port"
-        server = subprocess.Popen([sys.executable, "-m", "dec.bench_fetch", "--serve",
+        server = subprocess.Popen([sys.executable, "-m", "data_prep.bench.fetch", "--serve",
                                    str(port_file), "--latency", str(args.latency)])
         try:
             while not port_file.exists() or not port_file.read_text():

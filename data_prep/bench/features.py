@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from . import features
+from .. import features
 
 
 def main(argv=None):

@@ -1,0 +1,239 @@
+"""heobs-dec's data preparation: python -m data_prep COMMAND ... (--help of each).
+
+Photos (report §2):       fetch, verify, export
+DEC's databases (§3):     data digits|fashion|mnist|stl|photos
+CaffeNet's data (§4-§8):  sample, labels, survey, resize, prepare
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SOURCES = ("digits", "fashion", "mnist", "stl", "photos")
+
+
+# ---- photos.txt → images (report §2) --------------------------------------------------
+def do_fetch(a):
+    from . import photos
+    if a.concurrency < 1:
+        raise ValueError("--concurrency must be at least 1")
+    config = photos.FetchConfig(base_url=a.base_url, size=a.size, concurrency=a.concurrency,
+                                timeout=a.timeout, retries=a.retries, backoff=a.backoff,
+                                max_rate=a.max_rate)
+    print(photos.format_summary(photos.fetch(a.photos_txt, a.out, config,
+                                             progress=not a.quiet)))
+
+
+def do_verify(a):
+    from . import photos
+    problems = photos.verify(a.out)
+    print(json.dumps(problems) if problems else "every ok file matches the manifest")
+
+
+def do_export(a):
+    from . import photos
+    path, count = photos.export(a.out, a.csv)
+    print(f"{count} photos → {path}")
+
+
+# ---- DEC's databases (report §3) -------------------------------------------------------
+def load_image_set(source, mnist_dir=None, limit=None):
+    from . import datasets
+    if source == "digits":
+        image_set = datasets.load_digits()
+    elif source == "fashion":
+        image_set = datasets.load_fashion_mnist()
+    elif source == "mnist":
+        if not mnist_dir:
+            raise FileNotFoundError("MNIST needs --mnist-dir (or `make mnist-data`)")
+        image_set = datasets.load_mnist_folder(mnist_dir, "mnist", [str(i) for i in range(10)])
+    else:
+        raise ValueError(f"unknown data set {source}; one of {SOURCES}")
+    return datasets.subset(image_set, limit) if limit else image_set
+
+
+def do_data(a):
+    from . import datasets, feature_data
+    if a.source == "stl":
+        if not a.stl_dir:
+            raise FileNotFoundError("STL-10 needs --stl-dir (or `make stl-data`)")
+        shape = feature_data.make_stl_databases(a.stl_dir, a.out)
+        print(f"stl: {shape[0]} labelled samples of {shape[1]} features → {a.out}")
+    elif a.source == "photos":
+        if not a.photos:
+            raise FileNotFoundError("photos need --photos FOLDER")
+        result = feature_data.make_photo_databases(a.photos, a.out, a.name, tuple(a.size),
+                                                   tuple(a.cmap))
+        print(f"{a.name}: {result['written']} photos written, "
+              f"{len(result['skipped'])} skipped → {a.out}")
+    else:
+        image_set = load_image_set(a.source, a.mnist_dir, a.limit)
+        paths = datasets.make_databases(image_set, a.out)
+        print(f"{image_set.name}: {len(image_set.images)} samples of {image_set.dim} → "
+              + ", ".join(str(p) for p in paths.values()))
+
+
+# ---- CaffeNet's data (report §4-§8) ------------------------------------------------------
+def labels_of(a):
+    from . import labels
+    if a.labels:
+        return labels.read_labels(a.labels)
+    if a.tree:
+        return labels.labels_from_tree(a.tree)
+    if a.prefixes:
+        return labels.labels_from_prefixes(a.prefixes)
+    raise ValueError("give --labels CSV, --tree FOLDER or --prefixes FOLDER")
+
+
+def do_sample(a):
+    from . import labels
+    chosen = labels.sample(a.source, a.n, a.out, a.seed)
+    print(f"{len(chosen)} photos copied to {a.out}: label them by moving them into "
+          f"{a.out}/<class>/ folders or renaming them <class>_<name>")
+
+
+def do_labels(a):
+    from . import labels
+    items = labels_of(a)
+    print(labels.class_table(items))
+    if a.out:
+        print(f"written {labels.write_labels(items, a.out)}")
+
+
+def do_survey(a):
+    from . import images, sizes
+    groups, unreadable = sizes.survey(images.list_photos(a.source), a.tolerance)
+    print(sizes.survey_table(groups[:a.top], a.tolerance))
+    for path, reason in unreadable:
+        print(f"unreadable {path}: {reason}")
+    if a.png:
+        sizes.survey_png(groups, a.png)
+        print(f"histogram: {a.png}")
+
+
+def do_resize(a):
+    from . import labels, sizes
+    items = labels_of(a)
+    if a.window:
+        low, high = tuple(a.window[:2]), tuple(a.window[2:])
+        items = sizes.window(items, low, high)
+        print(f"{len(items)} images inside the window {low}-{high}")
+    resized, size = sizes.resize_all(items, a.out, tuple(a.size) if a.size else None)
+    labels.write_labels(resized, Path(a.out) / "labels.csv")
+    print(f"{len(resized)} images resized to {size[0]}x{size[1]} in {a.out} "
+          f"(labels: {Path(a.out) / 'labels.csv'})")
+
+
+def do_prepare(a):
+    from . import image_datasets as ds
+    items = ds.select(labels_of(a), a.mode, a.classes, a.positive)
+    ratios = ds.SPLITS.get(a.split) or tuple(float(v) for v in a.split.split("/"))
+    if sum(ratios) > 1.5:
+        ratios = tuple(v / 100 for v in ratios)
+    info = ds.prepare(items, a.out, ratios, a.seed, a.backend)
+    for split, counts in info["counts"].items():
+        print(f"{split:5s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(f"databases and mean image in {a.out}")
+
+
+def label_source(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--labels", help="CSV path,label")
+    g.add_argument("--tree", help="folder of class folders <root>/<class>/<file>")
+    g.add_argument("--prefixes", help="folder of files named <class>_...")
+
+
+def parser():
+    from .photos import SIZES, FetchConfig
+    top = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch", help="download every photo of photos.txt (resumable)")
+    p.add_argument("photos_txt")
+    p.add_argument("--out", required=True, help="folder for the images and manifest.sqlite")
+    defaults = FetchConfig()
+    p.add_argument("--base-url", default=defaults.base_url)
+    p.add_argument("--size", choices=SIZES, help="the CDN's size (default: original)")
+    p.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    p.add_argument("--max-rate", type=float, help="cap on requests per second")
+    p.add_argument("--timeout", type=float, default=defaults.timeout)
+    p.add_argument("--retries", type=int, default=defaults.retries)
+    p.add_argument("--backoff", type=float, default=defaults.backoff)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=do_fetch)
+    p = sub.add_parser("verify", help="re-check the files on disk against the manifest")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=do_verify)
+    p = sub.add_parser("export", help="write photos.csv (uuid, file, size, descriptions)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--csv")
+    p.set_defaults(handler=do_export)
+
+    p = sub.add_parser("data", help="write DEC's <name>_{train,test,total,img} LevelDBs")
+    p.add_argument("source", choices=SOURCES)
+    p.add_argument("--out", default="data", help="folder for the databases (data)")
+    p.add_argument("--limit", type=int, help="a seeded random subset of N samples")
+    p.add_argument("--mnist-dir", help="folder with the four MNIST IDX files (.gz or raw)")
+    p.add_argument("--stl-dir", help="folder with STL-10's *_X.bin / *_y.bin files")
+    p.add_argument("--photos", help="folder of photos (or a fetch output folder)")
+    p.add_argument("--name", default="custom", help="database name for photos (custom)")
+    p.add_argument("--size", type=int, nargs=2, default=(96, 96), metavar=("W", "H"),
+                   help="photos are resized to W x H before features (96 96)")
+    p.add_argument("--cmap", type=int, nargs=2, default=(6, 10), metavar=("W", "H"),
+                   help="colour map size for photos (report: 6 10)")
+    p.set_defaults(handler=do_data)
+
+    p = sub.add_parser("sample", help="copy a seeded random sample of photos to label")
+    p.add_argument("source")
+    p.add_argument("-n", type=int, default=1000)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1234)
+    p.set_defaults(handler=do_sample)
+
+    p = sub.add_parser("labels", help="read labels (tree or prefixes), print Table 3, write CSV")
+    label_source(p)
+    p.add_argument("--out", help="write the labels as CSV path,label")
+    p.set_defaults(handler=do_labels)
+
+    p = sub.add_parser("survey", help="image sizes grouped within a tolerance (Figure 5)")
+    p.add_argument("source")
+    p.add_argument("--tolerance", type=int, default=10)
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--png", help="histogram PNG")
+    p.set_defaults(handler=do_survey)
+
+    p = sub.add_parser("resize", help="filter by a size window, resize (BICUBIC) into a new folder")
+    label_source(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--window", type=int, nargs=4, metavar=("W0", "H0", "W1", "H1"),
+                   help="keep sizes from W0xH0 to W1xH1 (report: 200 120 200 165)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
+                   help="target size (default: the smallest width and height)")
+    p.set_defaults(handler=do_resize)
+
+    p = sub.add_parser("prepare", help="split, Caffe image databases, mean image")
+    label_source(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--mode", choices=("all", "subset", "one-vs-rest"), default="all")
+    p.add_argument("--classes", nargs="+", help="for --mode subset (e.g. omit other)")
+    p.add_argument("--positive", help="for --mode one-vs-rest")
+    p.add_argument("--split", default="80/10/10", help="80/10/10, 70/10/20 or a/b/c")
+    p.add_argument("--backend", choices=("leveldb", "lmdb"), default="leveldb")
+    p.add_argument("--seed", type=int, default=1234)
+    p.set_defaults(handler=do_prepare)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (OSError, ValueError, RuntimeError) as err:     # CaffeMissing is a RuntimeError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Caffe image datasets for CaffeNet (report §4-§7): class selection (all,
+a subset such as "omit other", one class against the rest), a stratified
+split, `convert_imageset` databases and the mean image.
+"""
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .caffe_tools import run_tool
+from .files import write_json, write_text
+from .images import readable
+
+IMAGE_SIDE = 256    # images are stored at 256x256, as BVLC's ImageNet data
+SPLITS = {"80/10/10": (0.8, 0.1, 0.1), "70/10/20": (0.7, 0.1, 0.2)}
+REST = "rest"   # the other side of a one-vs-rest set
+
+
+def select(items, mode="all", classes=None, positive=None):
+    """all: every class; subset: only `classes` (e.g. omit "other");
+    one-vs-rest: `positive` against everything else (named 'rest')."""
+    if mode == "all":
+        return list(items)
+    if mode == "subset":
+        keep = set(classes or [])
+        missing = keep - {label for _, label in items}
+        if missing:
+            raise ValueError(f"no images of class {', '.join(sorted(missing))}")
+        return [(p, label) for p, label in items if label in keep]
+    if mode == "one-vs-rest":
+        if positive not in {label for _, label in items}:
+            raise ValueError(f"no images of class {positive!r}")
+        return [(p, label if label == positive else REST) for p, label in items]
+    raise ValueError(f"unknown mode {mode!r} (all, subset, one-vs-rest)")
+
+
+def stratified_split(items, ratios=SPLITS["80/10/10"], seed=1234):
+    """Per class, a seeded shuffle cut by `ratios`: (train, val, test)."""
+    if abs(sum(ratios) - 1) > 1e-6 or len(ratios) != 3:
+        raise ValueError(f"split ratios {ratios} must be three numbers adding up to 1")
+    rng = np.random.RandomState(seed)
+    parts = ([], [], [])
+    for label in sorted({label for _, label in items}):
+        members = sorted(p for p, l in items if l == label)
+        members = [members[i] for i in rng.permutation(len(members))]
+        n_train = int(round(ratios[0] * len(members)))
+        n_val = int(round(ratios[1] * len(members)))
+        cuts = (members[:n_train], members[n_train:n_train + n_val], members[n_train + n_val:])
+        for part, chosen in zip(parts, cuts):
+            part.extend((p, label) for p in chosen)
+    return parts
+
+
+def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="leveldb",
+            log=print):
+    """Split, then Caffe image databases (convert_imageset: 256x256, encoded)
+    and the mean image (compute_image_mean). Unreadable images are reported
+    and left out. Writes dataset.json with the classes and counts."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    good = []
+    for path, label in items:
+        reason = readable(path)
+        if reason:
+            log(f"skipped {path}: {reason}")
+        else:
+            good.append((Path(path).resolve(), label))
+    classes = sorted({label for _, label in good})
+    if len(classes) < 2:
+        raise ValueError("a classifier needs at least two classes with readable images")
+    index = {label: i for i, label in enumerate(classes)}
+    splits = dict(zip(("train", "val", "test"), stratified_split(good, ratios, seed)))
+    counts = {}
+    for split, part in splits.items():
+        if not part:
+            raise ValueError(f"the {split} split is empty: too few images for ratios {ratios}")
+        listing = out_dir / f"{split}.txt"
+        write_text(listing, "".join(f"{p} {index[label]}\n" for p, label in part))
+        db_path = out_dir / f"{split}_{backend}"
+        shutil.rmtree(db_path, ignore_errors=True)
+        run_tool("convert_imageset", [
+            f"--resize_height={IMAGE_SIDE}", f"--resize_width={IMAGE_SIDE}",
+            "--encoded", "--encode_type=jpg", f"--backend={backend}", "/", listing, db_path],
+            out_dir / f"convert_{split}.log")
+        counts[split] = dict(Counter(label for _, label in part))
+    run_tool("compute_image_mean", [f"-backend={backend}", out_dir / f"train_{backend}",
+                                    out_dir / "mean.binaryproto"], out_dir / "mean.log")
+    info = {"classes": classes, "backend": backend, "ratios": list(ratios), "seed": seed,
+            "counts": counts, "skipped": len(items) - len(good)}
+    write_json(out_dir / "dataset.json", info)
+    write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")
+    return info

@@ -1,0 +1,78 @@
+"""Image files: listing a photo folder (or a fetch output), reading any image
+mode into RGB, checking that a file decodes, and tiling images into a grid.
+"""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def load_photo(path, size):
+    """Any mode (grey, RGBA, CMYK, palette), EXIF-rotated → RGB uint8 of size (w, h)."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("RGB").resize(size, Image.BICUBIC)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def list_photos(source):
+    """Image files of a folder, or the 'ok' files of a fetch manifest folder."""
+    source = Path(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is not a folder of images")
+    manifest = source / "manifest.sqlite"
+    if manifest.exists():
+        from . import photos
+        con = photos.open_manifest(source)
+        files = [source / r["file"] for r in photos.rows(con, "status = 'ok'")]
+        con.close()
+    else:
+        files = sorted(p for p in source.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{source}: no images found")
+    return files
+
+
+def readable(path):
+    """None if PIL can decode the whole image, else the reason."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return None
+    except Exception as err:
+        return f"{err.__class__.__name__}: {err}"
+
+
+def to_hwc(image):
+    """A (C, H, W) datum array or (H, W[, C]) array → (H, W, C) uint8."""
+    image = np.asarray(image, dtype=np.uint8)
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[2] not in (1, 3):
+        image = image.transpose(1, 2, 0)
+    if image.ndim == 2:
+        image = image[..., None]
+    return image
+
+
+def to_pil(image):
+    image = to_hwc(image)
+    return Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+
+
+def grid(images, columns=10, pad=1):
+    """Tile (H, W, C) images into one image, row by row (DEC's dispImg)."""
+    images = [to_hwc(im) for im in images]
+    h, w, c = images[0].shape
+    rows = (len(images) + columns - 1) // columns
+    sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, col = divmod(i, columns)
+        sheet[pad + r * (h + pad):pad + r * (h + pad) + h,
+              pad + col * (w + pad):pad + col * (w + pad) + w] = im
+    return sheet

@@ -1,0 +1,94 @@
+"""Labelled photo sets (report §4.1.1, Table 3; §8.3): a CSV `path,label`
+(label = class name), made from a folder tree `<root>/<class>/<file>` (also
+DEC's exported cluster folders once renamed, and the review folders of
+`classify`) or from file-name prefixes (`heritage_0001.jpg`, as the report's
+DEC loader), and a seeded random sample to label by hand.
+"""
+import csv
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .images import IMAGE_SUFFIXES, list_photos
+
+PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
+
+
+def label_of(filename, classes=PHOTO_CLASSES):
+    """The class from the file-name prefix before '_' (report: load_label), or None."""
+    prefix = Path(filename).name.split("_")[0].lower()
+    return classes.index(prefix) if prefix in classes else None
+
+
+def sample(source, n, out_dir, seed=1234):
+    """Copy a seeded random sample of n photos (folder or fetch output) to label."""
+    files = list_photos(source)
+    if n > len(files):
+        raise ValueError(f"{source} has {len(files)} photos, fewer than {n}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = [files[i] for i in np.random.RandomState(seed).choice(len(files), n, replace=False)]
+    for path in chosen:
+        shutil.copy2(path, out_dir / path.name)
+    return chosen
+
+
+def labels_from_tree(root):
+    """[(path, class)] from <root>/<class>/<file>: a folder is a class."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in folder.iterdir()
+                       if (f.is_file() or f.is_symlink()) and f.suffix.lower() in IMAGE_SUFFIXES)
+        items += [(f.resolve() if f.is_symlink() else f, folder.name) for f in files]
+    if not items:
+        raise ValueError(f"{root}: no images in class folders (<root>/<class>/<file>)")
+    return items
+
+
+def labels_from_prefixes(folder, classes=PHOTO_CLASSES):
+    """[(path, class)] from names like heritage_0001.jpg; others are left out."""
+    items = []
+    for path in list_photos(folder):
+        label = label_of(path.name, classes)
+        if label is not None:
+            items.append((path, classes[label]))
+    if not items:
+        raise ValueError(f"{folder}: no file name starts with one of {', '.join(classes)}_")
+    return items
+
+
+def write_labels(items, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerows((str(p), label) for p, label in items)
+    os.replace(tmp, path)
+    return path
+
+
+def read_labels(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or set(rows[0]) != {"path", "label"}:
+        raise ValueError(f"{path}: expected a CSV with columns path,label")
+    return [(Path(r["path"]), r["label"]) for r in rows]
+
+
+def class_table(items, title="Class counts"):
+    """A table like the report's Table 3: class, count, share."""
+    counts = Counter(label for _, label in items)
+    total = sum(counts.values())
+    width = max(len(c) for c in counts) + 2
+    lines = [title, f"{'class'.ljust(width)}{'count':>7}{'share':>9}"]
+    for label, count in sorted(counts.items()):
+        lines.append(f"{label.ljust(width)}{count:7d}{count / total:9.1%}")
+    lines.append(f"{'total'.ljust(width)}{total:7d}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,133 @@
+"""Fine-tuning CaffeNet through the `caffe` tool (report §4): the run's net
+and solver files, Caffe's log kept as train.log, curves from it, resuming
+from the newest snapshot.
+"""
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.caffe_tools import logging_env, tool
+from data_prep.files import write_text
+
+from . import nets as caffenet
+
+
+TRAIN_LINE = re.compile(r"Iteration (\d+) \(.*\), loss = ([-+.\deE]+|nan|inf)")
+LR_LINE = re.compile(r"Iteration (\d+), lr = ([-+.\deE]+)")
+TEST_START = re.compile(r"Iteration (\d+), Testing net")
+TEST_OUTPUT = re.compile(r"Test net output #\d+: (\w+) = ([-+.\deE]+|nan|inf)")
+
+
+def parse_log(text):
+    """Caffe's training log → ([{iteration, loss, lr}], [{iteration, accuracy, loss}])."""
+    train, test, lrs, current = [], [], {}, None
+    for line in text.splitlines():
+        if m := TRAIN_LINE.search(line):
+            train.append({"iteration": int(m[1]), "loss": float(m[2])})
+        elif m := LR_LINE.search(line):
+            lrs[int(m[1])] = float(m[2])
+        elif m := TEST_START.search(line):
+            current = {"iteration": int(m[1])}
+            test.append(current)
+        elif (m := TEST_OUTPUT.search(line)) and current is not None:
+            current[m[1]] = float(m[2])
+    for row in train:
+        row["lr"] = lrs.get(row["iteration"])
+    return train, test
+
+
+def curves_png(train, test, path, title="Training progress"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["iteration"] for r in train], [r["loss"] for r in train], label="train loss")
+    if test:
+        ax.plot([r["iteration"] for r in test], [r.get("loss", np.nan) for r in test],
+                marker="o", label="val loss")
+        ax2 = ax.twinx()
+        ax2.plot([r["iteration"] for r in test], [r.get("accuracy", np.nan) for r in test],
+                 marker="s", color="tab:green", label="val accuracy")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("accuracy")
+        ax2.legend(loc="upper right")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, resume=True,
+          gpu=None, log=print, progress=True):
+    """Fine-tune (or train from scratch) through `caffe train`, log kept as
+    train.log; curves.csv and curves.png from it. Resumes from the newest
+    snapshot of an interrupted run."""
+    from tqdm import tqdm
+    dataset_dir, run_dir = Path(dataset_dir).resolve(), Path(run_dir).resolve()
+    info = json.loads((dataset_dir / "dataset.json").read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    backend = info["backend"]
+    n_val = sum(info["counts"]["val"].values())
+    net = run_dir / "train_val.prototxt"
+    write_text(net, caffenet.train_val(len(info["classes"]), dataset_dir / f"train_{backend}",
+                                          dataset_dir / f"val_{backend}",
+                                          dataset_dir / "mean.binaryproto", solver,
+                                          backend.upper()))
+    write_text(run_dir / "deploy.prototxt", caffenet.deploy(len(info["classes"])))
+    shutil.copy(dataset_dir / "classes.txt", run_dir / "classes.txt")
+    shutil.copy(dataset_dir / "mean.binaryproto", run_dir / "mean.binaryproto")
+    solver_file = run_dir / "solver.prototxt"
+    test_iter = max(1, -(-n_val // solver.test_batch_size))
+    write_text(solver_file, caffenet.solver_text(net, run_dir / "snapshots" / "caffenet",
+                                                    test_iter, solver,
+                                                    "CPU" if gpu is None else "GPU"))
+    (run_dir / "snapshots").mkdir(exist_ok=True)
+    args = [f"--solver={solver_file}"]
+    states = sorted((run_dir / "snapshots").glob("caffenet_iter_*.solverstate"),
+                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    if resume and states:
+        args.append(f"--snapshot={states[-1]}")
+        log(f"resuming from {states[-1].name}")
+    elif weights:
+        if not Path(weights).exists():
+            raise FileNotFoundError(f"{weights} is missing (make fetch-caffenet)")
+        args.append(f"--weights={weights}")
+        log(f"fine-tuning from {weights}")
+    else:
+        log("no --weights: training CaffeNet from scratch (expect poor results on small sets; "
+            "make fetch-caffenet gets the ImageNet weights)")
+    if gpu is not None:
+        args.append(f"--gpu={gpu}")
+    log_path = run_dir / "train.log"
+    with open(log_path, "a") as log_file, \
+            tqdm(total=solver.max_iter, desc="caffe train", unit="it", disable=not progress) as bar:
+        proc = subprocess.Popen([str(tool("caffe")), "train"] + args, env=logging_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            log_file.write(line)
+            if m := TRAIN_LINE.search(line):
+                bar.n = int(m[1])
+                bar.set_postfix(loss=m[2])
+                bar.refresh()
+        if proc.wait() != 0:
+            raise RuntimeError(f"caffe train failed; see {log_path}")
+    rows, tests = parse_log(log_path.read_text())
+    with open(run_dir / "curves.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["phase", "iteration", "loss", "accuracy", "lr"])
+        writer.writerows(["train", r["iteration"], r["loss"], "", r["lr"]] for r in rows)
+        writer.writerows(["val", r["iteration"], r.get("loss", ""), r.get("accuracy", ""), ""]
+                         for r in tests)
+    curves_png(rows, tests, run_dir / "curves.png")
+    final = run_dir / "snapshots" / f"caffenet_iter_{solver.max_iter}.caffemodel"
+    if final.exists():
+        shutil.copy(final, run_dir / "caffenet.caffemodel")
+    return rows, tests

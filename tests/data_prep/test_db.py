@@ -1,0 +1,91 @@
+"""LevelDB stores of Caffe Datums (written without Caffe) and IDX files."""
+import numpy as np
+import pytest
+
+from data_prep import datasets, db
+from tests.helpers import read_with_caffe
+
+
+def test_db_round_trip_float_and_uint8(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(37, 11)).astype(np.float32)
+    y = rng.integers(0, 5, size=37)
+    assert db.write_db(tmp_path / "f", x, y) == 37
+    x2, y2 = db.read_db(tmp_path / "f")
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(y2, y)
+    images = rng.integers(0, 256, size=(9, 3, 5, 4), dtype=np.uint8)
+    db.write_db(tmp_path / "u", images)
+    images2, _ = db.read_db(tmp_path / "u")
+    np.testing.assert_array_equal(images2, images)
+    # DEC's key format: zero-padded, so byte order is sample order.
+    import plyvel
+    store = plyvel.DB(str(tmp_path / "f"))
+    keys = [k for k, _ in store.iterator()]
+    store.close()
+    assert keys[:3] == [b"00000000", b"00000001", b"00000002"]
+
+
+def test_update_db_rotates_keys_like_dec_py(tmp_path):
+    db.write_db(tmp_path / "d", np.zeros((5, 2), np.float32))
+    db.update_db(tmp_path / "d", np.array([[1, 1], [2, 2]], np.float32), seek=4, total=5)
+    x, _ = db.read_db(tmp_path / "d")
+    np.testing.assert_array_equal(x[:, 0], [2, 0, 0, 0, 1])   # keys 4 then 0
+
+
+def test_write_db_is_atomic_on_failure(tmp_path):
+    db.write_db(tmp_path / "d", np.ones((3, 2), np.float32))
+
+    def broken():
+        yield np.zeros(2, np.float32)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        db.write_db(tmp_path / "d", broken())
+    x, _ = db.read_db(tmp_path / "d")
+    np.testing.assert_array_equal(x, np.ones((3, 2)))   # the old store is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary left
+
+
+@pytest.mark.caffe
+def test_caffe_data_layer_reads_what_we_wrote(tmp_path):
+    images = np.arange(6 * 2 * 3 * 4, dtype=np.uint8).reshape(6, 2, 3, 4)
+    labels = np.array([3, 1, 4, 1, 5, 9])
+    db.write_db(tmp_path / "img", images, labels)
+    data, label = read_with_caffe(tmp_path / "img", 6)
+    np.testing.assert_array_equal(data, images.astype(np.float32))
+    np.testing.assert_array_equal(label, labels)
+
+
+@pytest.mark.caffe
+def test_our_datum_is_caffes_datum():
+    """data_prep.datum builds caffe.Datum from caffe.proto's field list: the
+    same fields, numbers, types and labels as pycaffe's, and records written
+    by one parse in the other."""
+    from data_prep.datum import Datum
+    from dec import engine
+    theirs = engine.import_caffe().proto.caffe_pb2.Datum
+    fields = lambda d: sorted((f.name, f.number, f.type, f.label) for f in d.fields)
+    assert fields(Datum.DESCRIPTOR) == fields(theirs.DESCRIPTOR)
+    ours = db.to_datum(np.arange(6, dtype=np.float32), label=7)
+    parsed = theirs.FromString(ours.SerializeToString())
+    assert list(parsed.float_data) == list(range(6)) and parsed.label == 7
+    assert (parsed.channels, parsed.height, parsed.width) == (6, 1, 1)
+
+
+def test_idx_files_raw_gz_and_truncated(tmp_path):
+    import gzip
+    import struct
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = struct.pack(">BBBBIII", 0, 0, 8, 3, 2, 3, 4) + images.tobytes()
+    (tmp_path / "a-idx3-ubyte").write_bytes(raw)
+    with gzip.open(tmp_path / "b-idx3-ubyte.gz", "wb") as f:
+        f.write(raw)
+    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "a-idx3-ubyte"), images)
+    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "b-idx3-ubyte.gz"), images)
+    (tmp_path / "c-idx3-ubyte").write_bytes(raw[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        datasets.read_idx(tmp_path / "c-idx3-ubyte")
+    (tmp_path / "d").write_bytes(b"hello world")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        datasets.read_idx(tmp_path / "d")

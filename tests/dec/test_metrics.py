@@ -1,0 +1,50 @@
+"""DEC's maths in NumPy and the clustering metrics; no Caffe."""
+import numpy as np
+import pytest
+
+from dec import metrics, multi_t
+
+
+def test_target_distribution_matches_dec_py():
+    rng = np.random.default_rng(1)
+    q = rng.dirichlet(np.ones(4), size=50)
+    # dec.py DisKmeans, literally: normalise, bias = 1/colsum scaled, q^2 * bias, normalise.
+    weight = (q.T / q.sum(axis=1)).T
+    bias = 1.0 / weight.sum(axis=0)
+    bias = 4 * bias / bias.sum()
+    weight = (weight ** 2) * bias
+    weight = (weight.T / weight.sum(axis=1)).T
+    np.testing.assert_allclose(multi_t.target_distribution(q), weight, rtol=1e-12)
+
+
+def test_soft_assignment_is_dec_tmm_transform():
+    rng = np.random.default_rng(2)
+    z, centres = rng.normal(size=(20, 3)), rng.normal(size=(4, 3))
+    dist2 = ((z[:, None, :] - centres[None]) ** 2).sum(-1)
+    r = 1.0 / (1.0 + dist2)          # TMM.transform with alpha 1
+    r = (r.T / r.sum(axis=1)).T
+    q, _ = multi_t.soft_assignment(z, centres.T)
+    np.testing.assert_allclose(q, r, rtol=1e-12)
+
+
+def test_cluster_acc_is_one_for_permuted_labels():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 6, size=200)
+    perm = rng.permutation(6)
+    acc, mapping = metrics.cluster_acc(y, perm[y])
+    assert acc == 1.0
+    assert all(mapping[perm[c]] == c for c in range(6))
+
+
+def test_cluster_acc_on_a_hand_made_confusion():
+    # Actual rows, predicted columns: best matching is 0→1 (8), 1→0 (6), 2→2 (3) = 17/30.
+    counts = np.array([[2, 8, 0], [6, 1, 3], [4, 3, 3]])
+    y_true = np.repeat([0, 0, 0, 1, 1, 1, 2, 2, 2], counts.ravel())
+    y_pred = np.repeat([0, 1, 2] * 3, counts.ravel())
+    acc, mapping = metrics.cluster_acc(y_true, y_pred)
+    assert acc == pytest.approx(17 / 30)
+    assert mapping == {1: 0, 0: 1, 2: 2}
+    np.testing.assert_array_equal(metrics.confusion(y_true, y_pred), counts)
+    table = metrics.confusion_table(counts)
+    assert table.splitlines()[0].split() == ["Predict", "0", "1", "2"]
+    assert table.splitlines()[1].split() == ["Actual", "0", "2", "8", "0"]

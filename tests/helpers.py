@@ -1,0 +1,40 @@
+"""Helpers shared by the tests."""
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURS = {"heritage": (200, 40, 40), "being": (40, 180, 60), "scenery": (40, 60, 200)}
+
+
+def make_images(folder, per_class=12, sizes=((64, 48), (66, 50), (90, 60)), prefixes=True):
+    """Coloured rectangles and noise; file names <class>_<n>.jpg (or class folders)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for c, (label, colour) in enumerate(COLOURS.items()):
+        for i in range(per_class):
+            w, h = sizes[i % len(sizes)]
+            image = rng.normal(128, 20, (h, w, 3))
+            x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
+            image[y0:y0 + h // 2, x0:x0 + w // 2] = colour
+            target = (folder / f"{label}_{i:03d}.jpg" if prefixes
+                      else folder / label / f"{i:03d}.jpg")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(target, quality=95)
+            paths.append(target)
+    return paths
+
+
+def read_with_caffe(source, batch, backend="LEVELDB"):
+    """One batch of Caffe's own Data layer over a database: (data, label) arrays."""
+    from dec import engine
+    caffe = engine.import_caffe()
+    with tempfile.TemporaryDirectory() as tmp:
+        net_file = Path(tmp) / "read.prototxt"
+        net_file.write_text(
+            f'layer {{ name: "d" type: "Data" top: "data" top: "label" '
+            f'data_param {{ source: "{source}" backend: {backend} batch_size: {batch} }} }}\n')
+        net = caffe.Net(str(net_file), caffe.TEST)
+    net.forward()
+    return net.blobs["data"].data.copy(), net.blobs["label"].data.copy()
