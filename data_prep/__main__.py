@@ -2,6 +2,7 @@
 
 Photos (report §2):       fetch, verify, export
 DEC's databases (§3):     data digits|fashion|mnist|stl|photos
+A photo folder to try the supervised half on: export-photos
 CaffeNet's data (§4-§8):  sample, labels, survey, resize, prepare
 """
 import argparse
@@ -73,6 +74,13 @@ def do_data(a):
               + ", ".join(str(p) for p in paths.values()))
 
 
+def do_export_photos(a):
+    from . import datasets
+    counts = datasets.write_photo_tree(load_image_set(a.source, a.mnist_dir), a.out, a.classes,
+                                       a.n, tuple(a.size), a.seed)
+    print(", ".join(f"{k} {v}" for k, v in counts.items()) + f" → {a.out}/<class>/")
+
+
 # ---- CaffeNet's data (report §4-§8) ------------------------------------------------------
 def labels_of(a):
     from . import labels
@@ -82,6 +90,8 @@ def labels_of(a):
         return labels.labels_from_tree(a.tree)
     if a.prefixes:
         return labels.labels_from_prefixes(a.prefixes)
+    if getattr(a, "photos", None):
+        return labels.unlabelled(a.photos)
     raise ValueError("give --labels CSV, --tree FOLDER or --prefixes FOLDER")
 
 
@@ -102,7 +112,8 @@ def do_labels(a):
 
 def do_survey(a):
     from . import images, sizes
-    groups, unreadable = sizes.survey(images.list_photos(a.source), a.tolerance)
+    files = images.list_photos(a.source) if a.source else [p for p, _ in labels_of(a)]
+    groups, unreadable = sizes.survey(files, a.tolerance)
     print(sizes.survey_table(groups[:a.top], a.tolerance))
     for path, reason in unreadable:
         print(f"unreadable {path}: {reason}")
@@ -130,17 +141,20 @@ def do_prepare(a):
     ratios = ds.SPLITS.get(a.split) or tuple(float(v) for v in a.split.split("/"))
     if sum(ratios) > 1.5:
         ratios = tuple(v / 100 for v in ratios)
-    info = ds.prepare(items, a.out, ratios, a.seed, a.backend)
+    info = ds.prepare(items, a.out, ratios, a.seed, a.backend, shuffle=not a.class_order)
     for split, counts in info["counts"].items():
         print(f"{split:5s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"databases and mean image in {a.out}")
 
 
-def label_source(p):
+def label_source(p, unlabelled=False):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--labels", help="CSV path,label")
     g.add_argument("--tree", help="folder of class folders <root>/<class>/<file>")
     g.add_argument("--prefixes", help="folder of files named <class>_...")
+    if unlabelled:
+        g.add_argument("--photos", help="a folder of unlabelled photos (or a fetch output), "
+                       "e.g. the whole collection for the §8 size filter")
 
 
 def parser():
@@ -184,6 +198,18 @@ def parser():
                    help="colour map size for photos (report: 6 10)")
     p.set_defaults(handler=do_data)
 
+    p = sub.add_parser("export-photos", help="a labelled photo folder with a known answer "
+                       "(<out>/<class>/<n>.jpg) from digits, fashion or mnist")
+    p.add_argument("source", choices=("digits", "fashion", "mnist"))
+    p.add_argument("--out", required=True)
+    p.add_argument("--classes", type=int, nargs="+", required=True, help="class indices")
+    p.add_argument("-n", type=int, default=150, help="images per class (150)")
+    p.add_argument("--size", type=int, nargs=2, default=(200, 150), metavar=("W", "H"),
+                   help="photo-like size (200 150: inside the report's window)")
+    p.add_argument("--mnist-dir", help="for mnist: folder with the IDX files")
+    p.add_argument("--seed", type=int, default=1234)
+    p.set_defaults(handler=do_export_photos)
+
     p = sub.add_parser("sample", help="copy a seeded random sample of photos to label")
     p.add_argument("source")
     p.add_argument("-n", type=int, default=1000)
@@ -197,14 +223,15 @@ def parser():
     p.set_defaults(handler=do_labels)
 
     p = sub.add_parser("survey", help="image sizes grouped within a tolerance (Figure 5)")
-    p.add_argument("source")
+    p.add_argument("source", nargs="?", help="a photo folder (or give a label source)")
+    label_source(p)
     p.add_argument("--tolerance", type=int, default=10)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--png", help="histogram PNG")
     p.set_defaults(handler=do_survey)
 
     p = sub.add_parser("resize", help="filter by a size window, resize (BICUBIC) into a new folder")
-    label_source(p)
+    label_source(p, unlabelled=True)
     p.add_argument("--out", required=True)
     p.add_argument("--window", type=int, nargs=4, metavar=("W0", "H0", "W1", "H1"),
                    help="keep sizes from W0xH0 to W1xH1 (report: 200 120 200 165)")
@@ -221,6 +248,9 @@ def parser():
     p.add_argument("--split", default="80/10/10", help="80/10/10, 70/10/20 or a/b/c")
     p.add_argument("--backend", choices=("leveldb", "lmdb"), default="leveldb")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--class-order", action="store_true",
+                   help="keep the splits class by class, unshuffled: only to see what that "
+                   "does to training (report §4.1.4)")
     p.set_defaults(handler=do_prepare)
     return top
 

@@ -4,13 +4,16 @@ Each data set NAME becomes, under an output folder:
   NAME_train, NAME_test   autoencoder training / test features (float_data)
   NAME_total              every sample, labelled, for clustering (float_data)
   NAME_img                the same samples as uint8 images (data), for export
-NAME_total and NAME_img are in one seeded permutation; their order is the
-sample index used by every later step (predictions, class folders).
+NAME_total and NAME_img hold the samples in one order, the sample index used
+by every later step (predictions, class folders): for MNIST-format sets
+(MNIST, Fashion-MNIST) train then test in file order, as DEC's
+make_mnist_data writes mnist_total; for the others (digits, our choice) a
+permutation with DEC's seed 1234.
 """
 import gzip
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,8 @@ class ImageSet:
     labels: np.ndarray
     n_train: int  # images[:n_train] is the autoencoder's training split
     class_names: tuple = ()
+    source: str = ""           # mnist, fashion, digits: the family, for DEC's settings
+    permute_total: bool = True  # False: NAME_total in file order (make_mnist_data)
 
     @property
     def dim(self):
@@ -77,7 +82,9 @@ def load_mnist_folder(folder, name="mnist", class_names=()):
             raise ValueError(f"{folder}: {split} images and labels differ in count")
     images = np.concatenate([parts["train_images"], parts["test_images"]])[..., None]
     labels = np.concatenate([parts["train_labels"], parts["test_labels"]]).astype(np.int64)
-    return ImageSet(name, images, labels, len(parts["train_images"]), tuple(class_names))
+    # make_mnist_data: mnist_total = train + test, concatenated, not permuted.
+    return ImageSet(name, images, labels, len(parts["train_images"]), tuple(class_names),
+                    source=name, permute_total=False)
 
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
@@ -98,7 +105,7 @@ def load_digits():
     images = np.clip(digits.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
     n_train = len(images) * 4 // 5
     return ImageSet("digits", images[..., None], digits.target.astype(np.int64), n_train,
-                    tuple(str(i) for i in range(10)))
+                    tuple(str(i) for i in range(10)), source="digits")
 
 
 def subset(image_set, n, seed=PERMUTATION_SEED):
@@ -106,8 +113,8 @@ def subset(image_set, n, seed=PERMUTATION_SEED):
     if n >= len(image_set.images):
         return image_set
     index = np.random.RandomState(seed).permutation(len(image_set.images))[:n]
-    return ImageSet(f"{image_set.name}{n}", image_set.images[index],
-                    image_set.labels[index], n * 4 // 5, image_set.class_names)
+    return replace(image_set, name=f"{image_set.name}{n}", images=image_set.images[index],
+                   labels=image_set.labels[index], n_train=n * 4 // 5)
 
 
 def features(images, scale=PIXEL_SCALE):
@@ -125,14 +132,16 @@ def make_databases(image_set, out_dir, scale=PIXEL_SCALE, seed=PERMUTATION_SEED)
     paths = {split: out_dir / f"{name}_{split}" for split in ("train", "test", "total", "img")}
     db.write_db(paths["train"], x[:n_train], y[:n_train])
     db.write_db(paths["test"], x[n_train:], y[n_train:])
-    order = np.random.RandomState(seed).permutation(len(x))
+    order = (np.random.RandomState(seed).permutation(len(x)) if image_set.permute_total
+             else np.arange(len(x)))
     db.write_db(paths["total"], x[order], y[order])
     # Images as (C, H, W) datums, as caffe.io.array_to_datum stores them.
     db.write_db(paths["img"], (im.transpose(2, 0, 1) for im in image_set.images[order]),
                 y[order])
     meta = {"name": name, "samples": len(x), "dim": image_set.dim, "n_train": n_train,
-            "image_shape": list(image_set.images.shape[1:]), "scale": scale, "seed": seed,
-            "classes": list(image_set.class_names), "clusters": int(len(np.unique(y)))}
+            "image_shape": list(image_set.images.shape[1:]), "scale": scale,
+            "seed": seed if image_set.permute_total else None,
+            "source": image_set.source or name, "classes": list(image_set.class_names), "clusters": int(len(np.unique(y)))}
     write_meta(out_dir, name, meta)
     return paths
 
@@ -147,3 +156,37 @@ def load_meta(data_dir, name):
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: make the {name} databases first")
     return json.loads(path.read_text())
+
+
+def safe_name(name):
+    """A class name as a folder name: no path separators or blanks."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in name).strip("._") or "class"
+
+
+def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
+                     seed=PERMUTATION_SEED):
+    """A photo folder with a known answer, for the supervised walkthrough
+    offline: `per_class` seeded random images of each class index in `classes`,
+    resized (BICUBIC) to `size` (width, height) and written as RGB JPEGs to
+    <out_dir>/<class name>/<n>.jpg. Returns {class name: count}."""
+    from PIL import Image
+    out_dir = Path(out_dir)
+    rng = np.random.RandomState(seed)
+    counts = {}
+    for index in classes:
+        if not 0 <= index < len(image_set.class_names):
+            raise ValueError(f"class index {index} outside 0..{len(image_set.class_names) - 1}")
+        name = safe_name(image_set.class_names[index])
+        members = np.flatnonzero(image_set.labels == index)
+        if len(members) < per_class:
+            raise ValueError(f"class {name} has {len(members)} images, fewer than {per_class}")
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        for n, i in enumerate(rng.choice(members, per_class, replace=False)):
+            image = Image.fromarray(image_set.images[i].squeeze(-1) if image_set.images.shape[-1] == 1
+                                    else image_set.images[i])
+            target = out_dir / name / f"{n:05d}.jpg"
+            tmp = target.with_name(target.name + ".tmp")
+            image.convert("RGB").resize(size, Image.BICUBIC).save(tmp, "JPEG", quality=90)
+            tmp.replace(target)
+        counts[name] = per_class
+    return counts

@@ -100,7 +100,7 @@ def make_stl_databases(stl_dir, out_dir, name="stl", seed=datasets.PERMUTATION_S
     datasets.write_meta(out_dir, name, {
         "name": name, "samples": int(len(x_total)), "dim": int(x_total.shape[1]),
         "n_train": int(n_train), "image_shape": [STL_SIDE, STL_SIDE, 3], "seed": seed,
-        "classes": list(STL_CLASSES), "clusters": 10,
+        "source": "stl", "classes": list(STL_CLASSES), "clusters": 10,
         "features": "pyvision HOG sbin 8 + CrCb 8x8 (make_stl_data.py)"})
     return x_total.shape
 
@@ -160,7 +160,7 @@ def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
     labelled = all(label is not None for label in labels)
     datasets.write_meta(out_dir, name, {
         "name": name, "samples": len(names), "dim": int(x.shape[1]), "n_train": n_train,
-        "image_shape": [size[1], size[0], 3], "seed": seed,
+        "image_shape": [size[1], size[0], 3], "seed": seed, "source": "photos",
         "classes": list(classes) if labelled else [],
         "clusters": len(classes), "skipped": skipped,
         "features": f"pyvision HOG sbin 8 + CrCb {cmap_size[0]}x{cmap_size[1]} (report §3.3)"})

@@ -11,6 +11,7 @@ import numpy as np
 from .caffe_tools import run_tool
 from .files import write_json, write_text
 from .images import readable
+from .labels import class_name
 
 IMAGE_SIDE = 256    # images are stored at 256x256, as BVLC's ImageNet data
 SPLITS = {"80/10/10": (0.8, 0.1, 0.1), "70/10/20": (0.7, 0.1, 0.2)}
@@ -18,25 +19,36 @@ REST = "rest"   # the other side of a one-vs-rest set
 
 
 def select(items, mode="all", classes=None, positive=None):
-    """all: every class; subset: only `classes` (e.g. omit "other");
-    one-vs-rest: `positive` against everything else (named 'rest')."""
-    if mode == "all":
-        return list(items)
-    if mode == "subset":
-        keep = set(classes or [])
+    """all: every class (or only `classes`); subset: only `classes` (e.g. omit
+    "other", report §6); one-vs-rest: `positive` against the rest (named
+    'rest'), of every class or of `classes` only (§6-7: omit "other", then one
+    class against the rest). Class names as labels.class_name reads them."""
+    if mode not in ("all", "subset", "one-vs-rest"):
+        raise ValueError(f"unknown mode {mode!r} (all, subset, one-vs-rest)")
+    if mode == "subset" and not classes:
+        raise ValueError("--mode subset needs --classes")
+    if classes:
+        keep = {class_name(c) for c in classes}
         missing = keep - {label for _, label in items}
         if missing:
             raise ValueError(f"no images of class {', '.join(sorted(missing))}")
-        return [(p, label) for p, label in items if label in keep]
-    if mode == "one-vs-rest":
-        if positive not in {label for _, label in items}:
-            raise ValueError(f"no images of class {positive!r}")
-        return [(p, label if label == positive else REST) for p, label in items]
-    raise ValueError(f"unknown mode {mode!r} (all, subset, one-vs-rest)")
+        items = [(p, label) for p, label in items if label in keep]
+    if mode != "one-vs-rest":
+        return list(items)
+    if positive is None:
+        raise ValueError("--mode one-vs-rest needs --positive")
+    positive = class_name(positive)
+    if positive not in {label for _, label in items}:
+        raise ValueError(f"no images of class {positive!r}")
+    return [(p, label if label == positive else REST) for p, label in items]
 
 
-def stratified_split(items, ratios=SPLITS["80/10/10"], seed=1234):
-    """Per class, a seeded shuffle cut by `ratios`: (train, val, test)."""
+def stratified_split(items, ratios=SPLITS["80/10/10"], seed=1234, shuffle=True):
+    """Per class, a seeded shuffle cut by `ratios`; then each split shuffled,
+    so that the classes are mixed in every minibatch (convert_imageset keeps
+    the listing's order; BVLC's recipes shuffle too). shuffle=False keeps the
+    splits class by class: only to show what that does to training (report
+    §4.1.4). (train, val, test)."""
     if abs(sum(ratios) - 1) > 1e-6 or len(ratios) != 3:
         raise ValueError(f"split ratios {ratios} must be three numbers adding up to 1")
     rng = np.random.RandomState(seed)
@@ -49,14 +61,19 @@ def stratified_split(items, ratios=SPLITS["80/10/10"], seed=1234):
         cuts = (members[:n_train], members[n_train:n_train + n_val], members[n_train + n_val:])
         for part, chosen in zip(parts, cuts):
             part.extend((p, label) for p in chosen)
-    return parts
+    if not shuffle:
+        return parts
+    return tuple([part[i] for i in rng.permutation(len(part))] for part in parts)
 
 
 def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="leveldb",
-            log=print):
+            log=print, shuffle=True):
     """Split, then Caffe image databases (convert_imageset: 256x256, encoded)
     and the mean image (compute_image_mean). Unreadable images are reported
     and left out. Writes dataset.json with the classes and counts."""
+    unlabelled = sum(1 for _, label in items if not label)
+    if unlabelled:
+        raise ValueError(f"{unlabelled} images have no label; label them first")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     good = []
@@ -70,7 +87,7 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
     if len(classes) < 2:
         raise ValueError("a classifier needs at least two classes with readable images")
     index = {label: i for i, label in enumerate(classes)}
-    splits = dict(zip(("train", "val", "test"), stratified_split(good, ratios, seed)))
+    splits = dict(zip(("train", "val", "test"), stratified_split(good, ratios, seed, shuffle)))
     counts = {}
     for split, part in splits.items():
         if not part:
@@ -87,6 +104,7 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
     run_tool("compute_image_mean", [f"-backend={backend}", out_dir / f"train_{backend}",
                                     out_dir / "mean.binaryproto"], out_dir / "mean.log")
     info = {"classes": classes, "backend": backend, "ratios": list(ratios), "seed": seed,
+            "shuffled": shuffle,
             "counts": counts, "skipped": len(items) - len(good)}
     write_json(out_dir / "dataset.json", info)
     write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")

@@ -15,11 +15,22 @@ import numpy as np
 from .images import IMAGE_SUFFIXES, list_photos
 
 PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
+# The report names the class "Beings" (Table 3); its loader's file prefix is "being".
+CLASS_ALIASES = {"beings": "being"}
+
+
+def class_name(name):
+    """A class name as read from data (a file prefix, a folder, a CSV, an
+    option): the report's four classes in the loader's spelling, whatever the
+    case, "Beings" as "being"; any other name as it is."""
+    name = str(name).strip()
+    low = CLASS_ALIASES.get(name.lower(), name.lower())
+    return low if low in PHOTO_CLASSES else name
 
 
 def label_of(filename, classes=PHOTO_CLASSES):
     """The class from the file-name prefix before '_' (report: load_label), or None."""
-    prefix = Path(filename).name.split("_")[0].lower()
+    prefix = class_name(Path(filename).name.split("_")[0])
     return classes.index(prefix) if prefix in classes else None
 
 
@@ -45,7 +56,8 @@ def labels_from_tree(root):
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = sorted(f for f in folder.iterdir()
                        if (f.is_file() or f.is_symlink()) and f.suffix.lower() in IMAGE_SUFFIXES)
-        items += [(f.resolve() if f.is_symlink() else f, folder.name) for f in files]
+        items += [(f.resolve() if f.is_symlink() else f, class_name(folder.name))
+                  for f in files]
     if not items:
         raise ValueError(f"{root}: no images in class folders (<root>/<class>/<file>)")
     return items
@@ -61,6 +73,12 @@ def labels_from_prefixes(folder, classes=PHOTO_CLASSES):
     if not items:
         raise ValueError(f"{folder}: no file name starts with one of {', '.join(classes)}_")
     return items
+
+
+def unlabelled(folder):
+    """[(path, "")] for every photo of a folder (or fetch output): the whole
+    collection, e.g. for the size filter of report §8."""
+    return [(path, "") for path in list_photos(folder)]
 
 
 def write_labels(items, path):
@@ -79,7 +97,7 @@ def read_labels(path):
         rows = list(csv.DictReader(f))
     if not rows or set(rows[0]) != {"path", "label"}:
         raise ValueError(f"{path}: expected a CSV with columns path,label")
-    return [(Path(r["path"]), r["label"]) for r in rows]
+    return [(Path(r["path"]), class_name(r["label"])) for r in rows]
 
 
 def class_table(items, title="Class counts"):

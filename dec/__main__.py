@@ -29,7 +29,8 @@ def add_schedule_args(p):
     g.add_argument("--finetune-iter", type=int, help="end-to-end iterations (100000)")
     g.add_argument("--stepsize", type=int, help="lr / 10 every N iterations (20000)")
     g.add_argument("--lr", type=float, help="pretraining base_lr (0.1)")
-    g.add_argument("--update-interval", type=int, help="DEC iterations per round (160)")
+    g.add_argument("--update-interval", type=int,
+                   help="DEC iterations per round (dec.py: MNIST 160, STL 40, REUTERS 20)")
     g.add_argument("--max-rounds", type=int, help="stop DEC after N rounds (1000)")
     g.add_argument("--tol", type=float, help="stop below this changed fraction (0.001)")
     g.add_argument("--snapshot", type=int, help="snapshot every N iterations (10000)")
@@ -44,10 +45,12 @@ def do_run(a):
 
     from . import engine, pipeline
     engine.use_device(a.gpu)
+    from .nets import paper_schedule
     meta = datasets.load_meta(a.data, a.name)
-    sched = pipeline.schedule_for(meta, schedule_from_args(a))
+    base = paper_schedule(meta.get("source", a.name))
+    sched = pipeline.schedule_for(meta, schedule_from_args(a, base))
     results = pipeline.run(a.name, a.data, a.run or f"runs/{a.name}", sched,
-                           n_clusters=a.clusters)
+                           n_clusters=a.clusters, autoencoder_file=a.autoencoder)
     print(pipeline.format_summary(results))
 
 
@@ -79,8 +82,9 @@ def do_demo(a):
 # ---- CaffeNet ----------------------------------------------------------------------------
 def do_train(a):
     from .caffenet import nets, train
-    solver = nets.REPORT_SOLVER.override(max_iter=a.max_iter, base_lr=a.lr,
-                                         stepsize=a.stepsize, batch_size=a.batch,
+    solver = nets.REPORT_SOLVER.override(max_iter=a.max_iter, base_lr=a.base_lr,
+                                         gamma=a.gamma, stepsize=a.stepsize,
+                                         batch_size=a.batch,
                                          test_interval=a.test_interval,
                                          snapshot=a.snapshot, display=a.display)
     rows, tests = train.train(a.dataset, a.run, solver, a.weights, gpu=a.gpu)
@@ -114,6 +118,8 @@ def parser():
     p.add_argument("--run", help="run folder (runs/<name>)")
     p.add_argument("--clusters", type=int, help="number of clusters (the labels' count)")
     p.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    p.add_argument("--autoencoder", help="a fine-tuned autoencoder .caffemodel to cluster "
+                   "from, pretraining skipped (e.g. DEC's exp/mnist/save_iter_100000)")
     add_schedule_args(p)
     p.set_defaults(handler=do_run)
 
@@ -137,9 +143,13 @@ def parser():
     p.add_argument("--run", required=True)
     p.add_argument("--weights", help="ImageNet weights (make fetch-caffenet)")
     p.add_argument("--gpu", type=int)
-    for flag in ("max-iter", "stepsize", "batch", "test-interval", "snapshot", "display"):
-        p.add_argument(f"--{flag}", type=int)
-    p.add_argument("--lr", type=float)
+    g = p.add_argument_group("solver (defaults: the report's, §4)")
+    g.add_argument("--base-lr", "--lr", dest="base_lr", type=float, help="0.001")
+    g.add_argument("--gamma", type=float, help="lr factor every stepsize (0.1; §4.1.4 "
+                   "tried 0.01, 0.001, 0.0001)")
+    for flag, default in (("max-iter", 4000), ("stepsize", 500), ("batch", 50),
+                          ("test-interval", 500), ("snapshot", 500), ("display", 50)):
+        g.add_argument(f"--{flag}", type=int, help=str(default))
     p.set_defaults(handler=do_train)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion on a split")

@@ -4,6 +4,8 @@ end-to-end fine-tuning (pretrain.py), and embedding with the deploy net.
 Each stage writes its weights to the run folder; a finished stage is skipped
 when the run is started again, an unfinished one resumes from its snapshot.
 """
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -72,15 +74,45 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
 
 
 def read_params(weights, layer):
-    """A layer's parameter blobs from a .caffemodel, without building a net."""
+    """A layer's parameter blobs from a .caffemodel, without building a net.
+    V1 files (the DEC fork's, e.g. its shipped autoencoders) keep their layers
+    in `layers` and blob sizes as num/channels/height/width."""
     caffe = import_caffe()
     model = caffe.proto.caffe_pb2.NetParameter()
     model.ParseFromString(Path(weights).read_bytes())
-    for item in model.layer:
+    for item in list(model.layer) + list(model.layers):
         if item.name == layer:
-            return tuple(np.asarray(b.data, dtype=np.float32).reshape(tuple(b.shape.dim))
-                         for b in item.blobs)
+            return tuple(np.asarray(b.data, dtype=np.float32).reshape(
+                tuple(b.shape.dim) if b.HasField("shape")
+                else (b.num, b.channels, b.height, b.width)) for b in item.blobs)
     raise KeyError(f"{weights} has no layer {layer}")
+
+
+def use_given(weights, run_dir, dims, log=print):
+    """Start a run from a given fine-tuned autoencoder instead of pretraining
+    (the report's MNIST result clustered DEC's shipped
+    exp/mnist/save_iter_100000.caffemodel): its encoder is checked against the
+    net's sizes and copied into the run as autoencoder.caffemodel."""
+    weights, final = Path(weights), Path(run_dir) / "autoencoder.caffemodel"
+    if not weights.is_file():
+        raise FileNotFoundError(f"autoencoder {weights} is missing")
+    for i, name in enumerate(nets.blob_names(len(dims) - 1)):
+        try:
+            w = read_params(weights, name)[0]
+        except Exception as err:       # not a caffemodel, or no such layer
+            raise ValueError(f"{weights} is not an autoencoder of this net ({err})") from None
+        if w.shape[-2:] != (dims[i + 1], dims[i]):
+            raise ValueError(f"{weights}: layer {name} is {w.shape[-1]}->{w.shape[-2]}, "
+                             f"the net needs {dims[i]}->{dims[i + 1]} (--hidden, --embedding)")
+    if final.exists():
+        if final.read_bytes() != weights.read_bytes():
+            raise ValueError(f"{run_dir} already has another autoencoder; use a new --run")
+        return final
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.copyfile(weights, tmp)
+    os.replace(tmp, final)
+    log(f"autoencoder: given ({weights}), pretraining skipped")
+    return final
 
 
 def embed(deploy_file, weights, x, batch=256):

@@ -44,7 +44,15 @@ class Schedule:
 
 
 PAPER = Schedule()
+# dec.py __main__: DEC iterations per clustering round ('lam') per data set.
 UPDATE_INTERVAL = {"mnist": 160, "stl": 40, "reuters": 20}
+
+
+def paper_schedule(source):
+    """DEC's schedule for a data set family (a meta's `source`: mnist, stl, ...).
+    Families dec.py has no number for (fashion, digits, photos) take MNIST's."""
+    family = next((f for f in UPDATE_INTERVAL if str(source).startswith(f)), "mnist")
+    return PAPER.override(update_interval=UPDATE_INTERVAL[family])
 
 
 # ---- layers -----------------------------------------------------------------

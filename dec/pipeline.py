@@ -41,7 +41,10 @@ def versions():
             "caffe_prefix": str(Path(caffe.__file__).resolve().parent.parent.parent)}
 
 
-def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=True):
+def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, log=print,
+        progress=True):
+    """The whole DEC run; `autoencoder_file` (a fine-tuned autoencoder, e.g. DEC's
+    own) skips pretraining."""
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     meta = datasets.load_meta(data_dir, name)
     if sched.dims[0] != meta["dim"]:
@@ -64,6 +67,8 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=Tru
         ("autoencoder", (run_dir / "autoencoder.caffemodel").exists()),
         ("dec", _finished(run_dir / "dec" / "state.json"))) if done]
     t = time.perf_counter()
+    if autoencoder_file:
+        autoencoder.use_given(autoencoder_file, run_dir, sched.dims, log=log)
     ae_weights = autoencoder.pretrain(run_dir, paths["train"], paths["test"], sched, log=log,
                                       progress=progress)
     timings["autoencoder_s"] = round(time.perf_counter() - t, 2)
@@ -78,10 +83,12 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, log=print, progress=Tru
     timings["outputs_s"] = round(time.perf_counter() - t, 2)
     timings["total_s"] = round(time.perf_counter() - start, 2)
 
-    results = {"dataset": name, "samples": len(x), "clusters": n_clusters,
+    results = {"dataset": name, "source": meta.get("source", name), "samples": len(x),
+               "clusters": n_clusters,
                "converged": result["converged"], "rounds": result["rounds"],
                "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,
                "reused": reused,
+               "autoencoder": str(autoencoder_file) if autoencoder_file else "pretrained",
                "versions": versions(), **summary}
     write_json(run_dir / "results.json", results)
     return results

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.caffe_tools import logging_env, tool
-from data_prep.files import write_text
+from data_prep.files import write_json, write_text
 
 from . import nets as caffenet
 
@@ -76,6 +76,9 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
     run_dir.mkdir(parents=True, exist_ok=True)
     backend = info["backend"]
     n_val = sum(info["counts"]["val"].values())
+    # Validation sees each image once: test_iter x batch = the set's size.
+    val_batch = validation_batch(n_val, solver.test_batch_size)
+    solver = solver.override(test_batch_size=val_batch)
     net = run_dir / "train_val.prototxt"
     write_text(net, caffenet.train_val(len(info["classes"]), dataset_dir / f"train_{backend}",
                                           dataset_dir / f"val_{backend}",
@@ -85,7 +88,7 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
     shutil.copy(dataset_dir / "classes.txt", run_dir / "classes.txt")
     shutil.copy(dataset_dir / "mean.binaryproto", run_dir / "mean.binaryproto")
     solver_file = run_dir / "solver.prototxt"
-    test_iter = max(1, -(-n_val // solver.test_batch_size))
+    test_iter = n_val // val_batch
     write_text(solver_file, caffenet.solver_text(net, run_dir / "snapshots" / "caffenet",
                                                     test_iter, solver,
                                                     "CPU" if gpu is None else "GPU"))
@@ -130,4 +133,16 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
     final = run_dir / "snapshots" / f"caffenet_iter_{solver.max_iter}.caffemodel"
     if final.exists():
         shutil.copy(final, run_dir / "caffenet.caffemodel")
+    write_json(run_dir / "results.json", {
+        "dataset": str(dataset_dir), "classes": info["classes"], "weights":
+        str(weights) if weights else None, "solver": solver.as_dict(),
+        "test_iter": test_iter, "train": rows[-1] if rows else None,
+        "validation": tests[-1] if tests else None})
     return rows, tests
+
+
+def validation_batch(n_val, largest):
+    """The largest batch of at most `largest` that divides the validation set."""
+    if n_val < 1:
+        raise ValueError("the validation split is empty")
+    return max(b for b in range(1, min(largest, n_val) + 1) if n_val % b == 0)

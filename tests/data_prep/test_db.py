@@ -89,3 +89,29 @@ def test_idx_files_raw_gz_and_truncated(tmp_path):
     (tmp_path / "d").write_bytes(b"hello world")
     with pytest.raises(ValueError, match="not an IDX file"):
         datasets.read_idx(tmp_path / "d")
+
+
+def test_mnist_total_is_train_then_test_in_file_order(tmp_path):
+    """DEC's make_mnist_data: mnist_total = concatenate(train, test), not permuted."""
+    import gzip
+    import struct
+    rng = np.random.default_rng(5)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        with gzip.open(tmp_path / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28) + images.tobytes())
+        with gzip.open(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">BBBBI", 0, 0, 8, 1, n) + labels.tobytes())
+    image_set = datasets.load_mnist_folder(tmp_path, "mnist")
+    datasets.make_databases(image_set, tmp_path / "data")
+    x, y = db.read_db(tmp_path / "data" / "mnist_total")
+    np.testing.assert_array_equal(y, image_set.labels)
+    np.testing.assert_allclose(x, datasets.features(image_set.images))
+    meta = datasets.load_meta(tmp_path / "data", "mnist")
+    assert meta["source"] == "mnist" and meta["seed"] is None
+    # digits (not DEC's) keep a seeded permutation
+    digits = datasets.subset(datasets.load_digits(), 50)
+    datasets.make_databases(digits, tmp_path / "data")
+    _, y_digits = db.read_db(tmp_path / "data" / "digits50_total")
+    assert not np.array_equal(y_digits, digits.labels)

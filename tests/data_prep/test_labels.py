@@ -82,3 +82,66 @@ def test_modes_subset_and_one_vs_rest():
         [("a", "rest"), ("b", "being"), ("c", "rest"), ("d", "rest")]
     with pytest.raises(ValueError, match="no images of class"):
         ds.select(items, "one-vs-rest", positive="cats")
+
+
+def test_every_training_minibatch_mixes_the_classes():
+    """convert_imageset keeps the listing's order: a split listed class by class
+    feeds Caffe one class for dozens of iterations (report §4.1.4's failure)."""
+    items = [(f"/x/{c}{i}.jpg", c) for c in ("heritage", "being", "scenery", "other")
+             for i in range(50)]
+    train, val, test = ds.stratified_split(items)
+    for part in (train, test):
+        for start in range(0, len(part) - 10, 10):
+            assert len({label for _, label in part[start:start + 10]}) > 1
+
+
+# Table 4 of the report: the labelled photos inside the size window.
+TABLE_4 = {"being": 140, "heritage": 160, "scenery": 127, "other": 189}
+
+
+def table_4_items():
+    return [(f"/x/{c}{i}.jpg", c) for c, n in TABLE_4.items() for i in range(n)]
+
+
+def count(items):
+    return {label: sum(1 for _, l in items if l == label) for label in {l for _, l in items}}
+
+
+def test_one_class_against_the_rest_with_and_without_other():
+    # §5: being against all the others; §6: omit other, then being against the rest.
+    assert count(ds.select(table_4_items(), "one-vs-rest", positive="being")) == \
+        {"being": 140, "rest": 476}
+    assert count(ds.select(table_4_items(), "one-vs-rest", ["heritage", "being", "scenery"],
+                           positive="being")) == {"being": 140, "rest": 287}
+    assert count(ds.select(table_4_items(), "subset", ["heritage", "beings", "scenery"])) == \
+        {"being": 140, "heritage": 160, "scenery": 127}
+    with pytest.raises(ValueError, match="needs --positive"):
+        ds.select(table_4_items(), "one-vs-rest")
+
+
+def test_the_report_class_name_beings_is_read_as_being(tmp_path):
+    assert [labels.class_name(n) for n in ("Beings", "being", "BEINGS", " Heritage ", "cats")] \
+        == ["being", "being", "being", "heritage", "cats"]
+    assert labels.label_of("beings_0001.jpg") == labels.PHOTO_CLASSES.index("being")
+    make_images(tmp_path / "tree", per_class=2, prefixes=False)
+    (tmp_path / "tree" / "being").rename(tmp_path / "tree" / "Beings")
+    assert count(labels.labels_from_tree(tmp_path / "tree"))["being"] == 2
+    (tmp_path / "labels.csv").write_text("path,label\n/x/a.jpg,Beings\n/x/b.jpg,scenery\n")
+    assert [l for _, l in labels.read_labels(tmp_path / "labels.csv")] == ["being", "scenery"]
+
+
+def test_size_window_over_an_unlabelled_collection(tmp_path, capsys):
+    """Report §8: the whole collection through the size window, no labels."""
+    from data_prep.__main__ import main
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    for i, size in enumerate([(200, 120), (200, 150), (640, 480), (200, 165), (150, 120)]):
+        Image.new("RGB", size, (i * 40, 90, 90)).save(folder / f"{i}.jpg")
+    assert main(["resize", "--photos", str(folder), "--window", "200", "120", "200", "165",
+                 "--out", str(tmp_path / "filtered")]) == 0
+    kept = labels.read_labels(tmp_path / "filtered" / "labels.csv")
+    assert sorted(p.name for p, _ in kept) == ["0.jpg", "1.jpg", "3.jpg"]
+    assert {label for _, label in kept} == {""}
+    assert {Image.open(p).size for p, _ in kept} == {(200, 120)}
+    with pytest.raises(ValueError, match="no label"):
+        ds.prepare(kept, tmp_path / "ds")

@@ -71,6 +71,24 @@ def test_end_to_end_run_clusters_digits_and_writes_every_output(digits_run):
     assert "Actual" in (run_dir / "confusion.txt").read_text()
 
 
+def test_a_given_autoencoder_skips_pretraining(digits_run, digits_data, tmp_path):
+    """The report's MNIST run clustered DEC's own autoencoder: --autoencoder."""
+    run_dir, results = digits_run
+    given = tmp_path / "given.caffemodel"
+    shutil.copyfile(run_dir / "autoencoder.caffemodel", given)
+    again = pipeline.run("digits400", digits_data, tmp_path / "run", SMALL, progress=False,
+                         log=lambda *a: None, autoencoder_file=given)
+    assert not list((tmp_path / "run").glob("stack*.caffemodel"))
+    assert not (tmp_path / "run" / "snapshots").exists() or \
+        not list((tmp_path / "run" / "snapshots").iterdir())
+    assert again["autoencoder"] == str(given)
+    assert again["metrics"] == results["metrics"]     # the same start, the same result
+    with pytest.raises(ValueError, match="the net needs 64->32"):
+        pipeline.run("digits400", digits_data, tmp_path / "other",
+                     SMALL.override(dims=(64, 32, 128, 256, 10)), progress=False,
+                     log=lambda *a: None, autoencoder_file=given)
+
+
 def test_predict_assigns_new_samples_like_the_run(digits_run, digits_data):
     run_dir, _ = digits_run
     x, _ = db.read_db(digits_data / "digits400_total")

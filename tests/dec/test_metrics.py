@@ -48,3 +48,18 @@ def test_cluster_acc_on_a_hand_made_confusion():
     table = metrics.confusion_table(counts)
     assert table.splitlines()[0].split() == ["Predict", "0", "1", "2"]
     assert table.splitlines()[1].split() == ["Actual", "0", "2", "8", "0"]
+
+
+def test_nmi_is_decs_geometric_normalisation():
+    """DEC's NMI (scikit-learn 2015): I(Y; C) / sqrt(H(Y) H(C))."""
+    y_true = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    y_pred = np.array([0, 0, 1, 1, 3, 1, 2, 2, 0, 3])   # four clusters: entropies differ
+    joint = metrics.confusion(y_true, y_pred) / len(y_true)
+    pa, pb = joint.sum(1), joint.sum(0)
+    nz = joint > 0
+    mutual = (joint[nz] * np.log(joint[nz] / np.outer(pa, pb)[nz])).sum()
+    entropy = lambda p: -(p[p > 0] * np.log(p[p > 0])).sum()
+    got = metrics.scores(y_true, y_pred)
+    assert got["nmi"] == pytest.approx(mutual / np.sqrt(entropy(pa) * entropy(pb)))
+    assert got["nmi_arithmetic"] == pytest.approx(mutual / ((entropy(pa) + entropy(pb)) / 2))
+    assert got["nmi"] != pytest.approx(got["nmi_arithmetic"])

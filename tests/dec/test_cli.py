@@ -1,0 +1,58 @@
+"""What the command line hands to the pipeline, and the comparison report; no Caffe."""
+import json
+
+import pytest
+
+from data_prep import datasets
+from dec import __main__ as cli
+from dec import compare, engine, nets, pipeline
+
+
+class Handed(Exception):
+    pass
+
+
+def schedule_of_run(tmp_path, monkeypatch, source, *options):
+    """The schedule `python -m dec run` gives the pipeline for a data set."""
+    datasets.write_meta(tmp_path, "set", {"name": "set", "dim": 1428, "clusters": 10,
+                                          "source": source})
+    seen = {}
+
+    def fake_run(name, data_dir, run_dir, sched, **kw):
+        seen["sched"], seen["kw"] = sched, kw
+        raise Handed
+
+    monkeypatch.setattr(engine, "use_device", lambda gpu: None)
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    with pytest.raises(Handed):
+        cli.main(["run", "set", "--data", str(tmp_path), *options])
+    return seen["sched"], seen["kw"]
+
+
+def test_stl_clusters_with_decs_update_interval_40(tmp_path, monkeypatch):
+    """dec.py __main__: lam = 160 for mnist, 40 for stl, 20 for reuters."""
+    assert schedule_of_run(tmp_path, monkeypatch, "stl")[0].update_interval == 40
+    assert schedule_of_run(tmp_path, monkeypatch, "mnist")[0].update_interval == 160
+    assert schedule_of_run(tmp_path, monkeypatch, "fashion")[0].update_interval == 160
+    sched, _ = schedule_of_run(tmp_path, monkeypatch, "stl", "--update-interval", "7")
+    assert sched.update_interval == 7 and sched.dims[0] == 1428
+    solver = nets.dec_solver("net.prototxt", nets.paper_schedule("stl"), "snap")
+    assert "max_iter: 40" in solver.splitlines()
+
+
+def test_run_hands_a_given_autoencoder_to_the_pipeline(tmp_path, monkeypatch):
+    _, kw = schedule_of_run(tmp_path, monkeypatch, "mnist", "--autoencoder", "ae.caffemodel")
+    assert kw["autoencoder_file"] == "ae.caffemodel"
+
+
+@pytest.mark.parametrize("source, rows", [
+    ("stl10", [0.359, 0.357]), ("photos", [0.6874]), ("mnist", [0.843, 0.866])])
+def test_comparison_lists_the_published_numbers(tmp_path, source, rows):
+    results = {"dataset": "x", "source": source, "metrics": {"acc": 0.5, "nmi": 0.4},
+               "schedule": nets.PAPER.as_dict(), "rounds": 3, "converged": True,
+               "timings": {"total_s": 60}, "confusion_table": "table"}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    text = compare.write(tmp_path)
+    for acc in rows:
+        assert f"| {acc:.4f} |" in text
+    assert (tmp_path / "comparison.md").read_text() == text
