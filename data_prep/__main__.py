@@ -10,6 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+from .checks import check_name, nonneg_float, nonneg_int, positive_float, positive_int, \
+    split_ratios
+
 SOURCES = ("digits", "fashion", "mnist", "stl", "photos")
 
 
@@ -28,7 +31,9 @@ def do_fetch(a):
 def do_verify(a):
     from . import photos
     problems = photos.verify(a.out)
-    print(json.dumps(problems) if problems else "every ok file matches the manifest")
+    if problems:                  # marked broken: the next fetch downloads them again
+        raise ValueError(f"files differ from the manifest: {json.dumps(problems)}")
+    print("every ok file matches the manifest")
 
 
 def do_export(a):
@@ -40,7 +45,9 @@ def do_export(a):
 # ---- DEC's databases (report §3) -------------------------------------------------------
 def load_image_set(source, mnist_dir=None, limit=None):
     from . import datasets
-    if source == "digits":
+    if source == "shapes":
+        image_set = datasets.load_shapes()
+    elif source == "digits":
         image_set = datasets.load_digits()
     elif source == "fashion":
         image_set = datasets.load_fashion_mnist()
@@ -54,6 +61,13 @@ def load_image_set(source, mnist_dir=None, limit=None):
 
 
 def do_data(a):
+    from . import db, files
+    with files.locked(a.out):          # one writer per data folder
+        db.remove_stale(a.out)
+        make_data(a)
+
+
+def make_data(a):
     from . import datasets, feature_data
     if a.source == "stl":
         if not a.stl_dir:
@@ -63,7 +77,7 @@ def do_data(a):
     elif a.source == "photos":
         if not a.photos:
             raise FileNotFoundError("photos need --photos FOLDER")
-        result = feature_data.make_photo_databases(a.photos, a.out, a.name, tuple(a.size),
+        result = feature_data.make_photo_databases(a.photos, a.out, check_name(a.name, "data set name"), tuple(a.size),
                                                    tuple(a.cmap))
         print(f"{a.name}: {result['written']} photos written, "
               f"{len(result['skipped'])} skipped → {a.out}")
@@ -138,10 +152,7 @@ def do_resize(a):
 def do_prepare(a):
     from . import image_datasets as ds
     items = ds.select(labels_of(a), a.mode, a.classes, a.positive)
-    ratios = ds.SPLITS.get(a.split) or tuple(float(v) for v in a.split.split("/"))
-    if sum(ratios) > 1.5:
-        ratios = tuple(v / 100 for v in ratios)
-    info = ds.prepare(items, a.out, ratios, a.seed, a.backend, shuffle=not a.class_order)
+    info = ds.prepare(items, a.out, a.split, a.seed, a.backend, shuffle=not a.class_order)
     for split, counts in info["counts"].items():
         print(f"{split:5s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"databases and mean image in {a.out}")
@@ -169,11 +180,13 @@ def parser():
     defaults = FetchConfig()
     p.add_argument("--base-url", default=defaults.base_url)
     p.add_argument("--size", choices=SIZES, help="the CDN's size (default: original)")
-    p.add_argument("--concurrency", type=int, default=defaults.concurrency)
-    p.add_argument("--max-rate", type=float, help="cap on requests per second")
-    p.add_argument("--timeout", type=float, default=defaults.timeout)
-    p.add_argument("--retries", type=int, default=defaults.retries)
-    p.add_argument("--backoff", type=float, default=defaults.backoff)
+    p.add_argument("--concurrency", type=positive_int, default=defaults.concurrency)
+    p.add_argument("--max-rate", type=positive_float, help="cap on requests per second")
+    p.add_argument("--timeout", type=positive_float, default=defaults.timeout)
+    p.add_argument("--retries", type=nonneg_int, default=defaults.retries)
+    p.add_argument("--backoff", type=nonneg_float, default=defaults.backoff)
+    p.add_argument("--max-bytes", type=positive_int, default=defaults.max_bytes,
+                   help=f"largest photo accepted ({defaults.max_bytes >> 20} MiB)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=do_fetch)
     p = sub.add_parser("verify", help="re-check the files on disk against the manifest")
@@ -187,24 +200,25 @@ def parser():
     p = sub.add_parser("data", help="write DEC's <name>_{train,test,total,img} LevelDBs")
     p.add_argument("source", choices=SOURCES)
     p.add_argument("--out", default="data", help="folder for the databases (data)")
-    p.add_argument("--limit", type=int, help="a seeded random subset of N samples")
+    p.add_argument("--limit", type=positive_int, help="a seeded random subset of N samples")
     p.add_argument("--mnist-dir", help="folder with the four MNIST IDX files (.gz or raw)")
     p.add_argument("--stl-dir", help="folder with STL-10's *_X.bin / *_y.bin files")
     p.add_argument("--photos", help="folder of photos (or a fetch output folder)")
     p.add_argument("--name", default="custom", help="database name for photos (custom)")
-    p.add_argument("--size", type=int, nargs=2, default=(96, 96), metavar=("W", "H"),
+    p.add_argument("--size", type=positive_int, nargs=2, default=(96, 96), metavar=("W", "H"),
                    help="photos are resized to W x H before features (96 96)")
-    p.add_argument("--cmap", type=int, nargs=2, default=(6, 10), metavar=("W", "H"),
+    p.add_argument("--cmap", type=positive_int, nargs=2, default=(6, 10), metavar=("W", "H"),
                    help="colour map size for photos (report: 6 10)")
     p.set_defaults(handler=do_data)
 
     p = sub.add_parser("export-photos", help="a labelled photo folder with a known answer "
-                       "(<out>/<class>/<n>.jpg) from digits, fashion or mnist")
-    p.add_argument("source", choices=("digits", "fashion", "mnist"))
+                       "(<out>/<class>/<class>_<n>.jpg) from shapes, digits, fashion or mnist")
+    p.add_argument("source", choices=("shapes", "digits", "fashion", "mnist"))
     p.add_argument("--out", required=True)
-    p.add_argument("--classes", type=int, nargs="+", required=True, help="class indices")
-    p.add_argument("-n", type=int, default=150, help="images per class (150)")
-    p.add_argument("--size", type=int, nargs=2, default=(200, 150), metavar=("W", "H"),
+    p.add_argument("--classes", type=nonneg_int, nargs="+", required=True,
+                   help="class indices")
+    p.add_argument("-n", type=positive_int, default=150, help="images per class (150)")
+    p.add_argument("--size", type=positive_int, nargs=2, default=(200, 150), metavar=("W", "H"),
                    help="photo-like size (200 150: inside the report's window)")
     p.add_argument("--mnist-dir", help="for mnist: folder with the IDX files")
     p.add_argument("--seed", type=int, default=1234)
@@ -212,7 +226,7 @@ def parser():
 
     p = sub.add_parser("sample", help="copy a seeded random sample of photos to label")
     p.add_argument("source")
-    p.add_argument("-n", type=int, default=1000)
+    p.add_argument("-n", type=positive_int, default=1000)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(handler=do_sample)
@@ -225,17 +239,17 @@ def parser():
     p = sub.add_parser("survey", help="image sizes grouped within a tolerance (Figure 5)")
     p.add_argument("source", nargs="?", help="a photo folder (or give a label source)")
     label_source(p)
-    p.add_argument("--tolerance", type=int, default=10)
-    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--tolerance", type=nonneg_int, default=10)
+    p.add_argument("--top", type=positive_int, default=30)
     p.add_argument("--png", help="histogram PNG")
     p.set_defaults(handler=do_survey)
 
     p = sub.add_parser("resize", help="filter by a size window, resize (BICUBIC) into a new folder")
     label_source(p, unlabelled=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--window", type=int, nargs=4, metavar=("W0", "H0", "W1", "H1"),
+    p.add_argument("--window", type=positive_int, nargs=4, metavar=("W0", "H0", "W1", "H1"),
                    help="keep sizes from W0xH0 to W1xH1 (report: 200 120 200 165)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"),
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("W", "H"),
                    help="target size (default: the smallest width and height)")
     p.set_defaults(handler=do_resize)
 
@@ -245,7 +259,8 @@ def parser():
     p.add_argument("--mode", choices=("all", "subset", "one-vs-rest"), default="all")
     p.add_argument("--classes", nargs="+", help="for --mode subset (e.g. omit other)")
     p.add_argument("--positive", help="for --mode one-vs-rest")
-    p.add_argument("--split", default="80/10/10", help="80/10/10, 70/10/20 or a/b/c")
+    p.add_argument("--split", type=split_ratios, default="80/10/10",
+                   help="train/val/test: 80/10/10, 70/10/20 or a/b/c")
     p.add_argument("--backend", choices=("leveldb", "lmdb"), default="leveldb")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--class-order", action="store_true",
@@ -256,7 +271,10 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit:                 # a bad value: argparse said it in one line
+        return exit.code
     try:
         args.handler(args)
     except (OSError, ValueError, RuntimeError) as err:     # CaffeMissing is a RuntimeError

@@ -7,9 +7,11 @@ into a cache folder and writes a .pth file into the venv, so that `caffe`
 <prefix>/bin. The data preparation runs the tools but never imports pycaffe,
 so the prefix is found from the import path alone.
 """
+import functools
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -33,9 +35,62 @@ def tool(name="caffe"):
     return path
 
 
+# OpenBLAS builds that predate a CPU model (Debian bookworm's 0.3.21 on recent
+# Xeons) fall back to generic kernels, 4-5x slower GEMMs. OpenBLAS reads
+# OPENBLAS_CORETYPE when it loads, so Caffe's is told the right family first.
+GENERIC_CORES = {"prescott", "core2", "katmai", "coppermine", "northwood", "banias",
+                 "atom", "unknown", ""}
+PROBE = ("import ctypes, ctypes.util\n"
+         "lib = ctypes.CDLL(ctypes.util.find_library('openblas') or 'libopenblas.so.0')\n"
+         "lib.openblas_get_corename.restype = ctypes.c_char_p\n"
+         "print(lib.openblas_get_corename().decode())")
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def core_for(corename, flags):
+    """The OPENBLAS_CORETYPE to ask for, or None to leave OpenBLAS's choice."""
+    if corename.strip().lower() not in GENERIC_CORES:
+        return None
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def blas_env():
+    """{OPENBLAS_CORETYPE: ...} where the system OpenBLAS would use generic
+    kernels on this CPU; {} where it knows the CPU or the user chose."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return {}
+    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"})
+    core = core_for(probe.stdout.strip(), cpu_flags()) if probe.returncode == 0 else None
+    return {"OPENBLAS_CORETYPE": core} if core else {}
+
+
+def blas_core():
+    """The kernel family Caffe's OpenBLAS runs with, under blas_env()."""
+    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                           env=dict(os.environ, **blas_env()))
+    return probe.stdout.strip() if probe.returncode == 0 else "unknown"
+
+
 def logging_env():
-    """Caffe's GLOG lines on stderr, every level: the logs are kept."""
-    return dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0")
+    """Caffe's GLOG lines on stderr, every level: the logs are kept; the BLAS
+    kernel chosen for this CPU."""
+    return dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0", **blas_env())
 
 
 def run_tool(name, args, log_path=None):

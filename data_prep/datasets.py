@@ -158,6 +158,32 @@ def load_meta(data_dir, name):
     return json.loads(path.read_text())
 
 
+SHAPE_COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200),
+                 "yellow": (210, 190, 40)}
+
+
+def shape_image(rng, size, colour):
+    """A synthetic photo (width, height): grey noise with a rectangle of one
+    colour, a quarter of the picture, at a random place."""
+    w, h = size
+    image = rng.normal(128, 20, (h, w, 3))
+    x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
+    image[y0:y0 + h // 2, x0:x0 + w // 2] = colour
+    return image.clip(0, 255).astype(np.uint8)
+
+
+def load_shapes(per_class=150, size=(200, 150), seed=0):
+    """Four classes a small CNN learns in tens of iterations from scratch (the
+    colour of the rectangle): the known answer of the supervised demo."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for index, colour in enumerate(SHAPE_COLOURS.values()):
+        images += [shape_image(rng, size, colour) for _ in range(per_class)]
+        labels += [index] * per_class
+    return ImageSet("shapes", np.stack(images), np.array(labels), len(images) * 4 // 5,
+                    tuple(SHAPE_COLOURS), source="shapes")
+
+
 def safe_name(name):
     """A class name as a folder name: no path separators or blanks."""
     return "".join(c if c.isalnum() or c in "-." else "_" for c in name).strip("._") or "class"
@@ -168,7 +194,7 @@ def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
     """A photo folder with a known answer, for the supervised walkthrough
     offline: `per_class` seeded random images of each class index in `classes`,
     resized (BICUBIC) to `size` (width, height) and written as RGB JPEGs to
-    <out_dir>/<class name>/<n>.jpg. Returns {class name: count}."""
+    <out_dir>/<class name>/<class name>_<n>.jpg. Returns {class name: count}."""
     from PIL import Image
     out_dir = Path(out_dir)
     rng = np.random.RandomState(seed)
@@ -182,9 +208,9 @@ def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
             raise ValueError(f"class {name} has {len(members)} images, fewer than {per_class}")
         (out_dir / name).mkdir(parents=True, exist_ok=True)
         for n, i in enumerate(rng.choice(members, per_class, replace=False)):
-            image = Image.fromarray(image_set.images[i].squeeze(-1) if image_set.images.shape[-1] == 1
-                                    else image_set.images[i])
-            target = out_dir / name / f"{n:05d}.jpg"
+            pixels = image_set.images[i]
+            image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+            target = out_dir / name / f"{name}_{n:05d}.jpg"
             tmp = target.with_name(target.name + ".tmp")
             image.convert("RGB").resize(size, Image.BICUBIC).save(tmp, "JPEG", quality=90)
             tmp.replace(target)

@@ -62,6 +62,15 @@ def _replace(tmp, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_stale(folder, log=print):
+    """Temporary stores a killed writer left in `folder` (<name>.tmp-*). Only
+    call while holding the folder's lock (files.locked): no writer is live."""
+    for tmp in sorted(Path(folder).glob("*.tmp-*")):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"removed {tmp.name}, left by an interrupted run")
+
+
 class Writer:
     """Builds a database beside `path` and renames it into place on close();
     on an error (or abort()) the temporary store is removed and `path` keeps

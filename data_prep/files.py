@@ -1,6 +1,10 @@
-"""Writing files so that an interrupt leaves the old version or the new one."""
+"""Writing outputs so that an interrupt leaves the old version or the new one,
+never into the user's inputs or a folder a person reviewed; folder locks."""
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 
 
@@ -15,3 +19,80 @@ def write_text(path, text):
 
 def write_json(path, obj):
     return write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, default=str))
+
+
+def overlaps(a, b):
+    """Whether one of two paths is, or lies inside, the other."""
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def new_folder(path, inputs=()):
+    """A folder for a command's new output, made beside and renamed into place by
+    the caller: it must not exist yet or be empty (a rerun never writes into a
+    folder a person may have reviewed, renamed or pruned), and it must not
+    overlap the user's inputs (read-only). Returns the path to build in
+    (<path>.partial, emptied)."""
+    path = Path(path)
+    for source in inputs:
+        if overlaps(path, source):
+            raise ValueError(f"{path} overlaps the input {source}: write into a new folder")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"{path} already exists and is not empty: choose a new folder "
+                         "(nothing in it is overwritten)")
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def finish_folder(partial, path):
+    """Rename a folder built by new_folder into place."""
+    path = Path(path)
+    if path.exists():
+        path.rmdir()                 # empty: new_folder checked
+    os.rename(partial, path)
+    return path
+
+
+def unique_path(path, used):
+    """`path`, or <stem>-1<suffix>, <stem>-2<suffix>, ... : the first not in
+    `used` (which it joins), so that two inputs of one name never become one file."""
+    path, n = Path(path), 0
+    candidate = path
+    while candidate in used:
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    used.add(candidate)
+    return candidate
+
+
+class Busy(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def locked(folder):
+    """Hold <folder>/.lock while a command works in the folder; a second
+    command on the same folder stops at once with a one-line error. The lock
+    goes with the process (kill -9 included): no stale lock to remove."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise Busy(f"{folder} is in use by another command (pid {owner}); "
+                   "wait for it or use another folder") from None
+    try:
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield folder
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

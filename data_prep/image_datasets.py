@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .caffe_tools import run_tool
+from .checks import check_name
 from .files import write_json, write_text
 from .images import readable
 from .labels import class_name
@@ -66,6 +67,34 @@ def stratified_split(items, ratios=SPLITS["80/10/10"], seed=1234, shuffle=True):
     return tuple([part[i] for i in rng.permutation(len(part))] for part in parts)
 
 
+def unique_items(items, log=print):
+    """Each image once (by its real path): a path listed twice would land in
+    two splits (test images in training). The same label twice is reported
+    and kept once; two labels for one image is an error."""
+    seen = {}
+    for path, label in items:
+        real = Path(path).resolve()
+        if any(c in str(real) for c in "\n\r"):
+            raise ValueError(f"image path {str(real)!r} holds a line break: rename it")
+        if real in seen:
+            if seen[real] != label:
+                raise ValueError(f"{path} is labelled both {seen[real]!r} and {label!r}")
+            log(f"listed twice, kept once: {path}")
+            continue
+        seen[real] = label
+    return list(seen.items())
+
+
+def readable_by_caffe(path):
+    """None if OpenCV — what convert_imageset decodes with — reads the image,
+    else the reason (GIF, for one, is not read)."""
+    import cv2
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return readable(path) or "OpenCV (Caffe's decoder) cannot read it"
+    return None
+
+
 def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="leveldb",
             log=print, shuffle=True):
     """Split, then Caffe image databases (convert_imageset: 256x256, encoded)
@@ -77,13 +106,13 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     good = []
-    for path, label in items:
-        reason = readable(path)
+    for path, label in unique_items(items, log):
+        reason = readable_by_caffe(path)
         if reason:
             log(f"skipped {path}: {reason}")
         else:
-            good.append((Path(path).resolve(), label))
-    classes = sorted({label for _, label in good})
+            good.append((path, label))
+    classes = sorted({check_name(label, "class name") for _, label in good})
     if len(classes) < 2:
         raise ValueError("a classifier needs at least two classes with readable images")
     index = {label: i for i, label in enumerate(classes)}
@@ -109,3 +138,11 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
     write_json(out_dir / "dataset.json", info)
     write_text(out_dir / "classes.txt", "\n".join(classes) + "\n")
     return info
+
+
+def read_classes(path):
+    """classes.txt: one class name a line (names may hold blanks)."""
+    classes = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+    if not classes:
+        raise ValueError(f"{path} lists no classes")
+    return classes

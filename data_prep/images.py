@@ -9,15 +9,24 @@ from PIL import Image, ImageOps
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+def to_rgb(im):
+    """Any mode as 8-bit RGB: transparency over white; 16-bit and 32-bit grey
+    scaled by their range (PIL's convert would clip them to white)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8))
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return im.convert("RGB")
+
+
 def load_photo(path, size):
-    """Any mode (grey, RGBA, CMYK, palette), EXIF-rotated → RGB uint8 of size (w, h)."""
+    """Any mode (grey, 16-bit, RGBA, CMYK, palette), EXIF-rotated → RGB uint8 of size (w, h)."""
     with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(background, im)
-        im = im.convert("RGB").resize(size, Image.BICUBIC)
+        im = to_rgb(ImageOps.exif_transpose(im)).resize(size, Image.BICUBIC)
         return np.asarray(im, dtype=np.uint8)
 
 

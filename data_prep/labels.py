@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import finish_folder, new_folder, unique_path
 from .images import IMAGE_SUFFIXES, list_photos
 
 PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
@@ -39,11 +40,12 @@ def sample(source, n, out_dir, seed=1234):
     files = list_photos(source)
     if n > len(files):
         raise ValueError(f"{source} has {len(files)} photos, fewer than {n}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = new_folder(out_dir, inputs=[source])
     chosen = [files[i] for i in np.random.RandomState(seed).choice(len(files), n, replace=False)]
+    used = set()
     for path in chosen:
-        shutil.copy2(path, out_dir / path.name)
+        shutil.copy2(path, unique_path(partial / path.name, used))
+    finish_folder(partial, out_dir)
     return chosen
 
 

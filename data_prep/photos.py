@@ -101,8 +101,13 @@ CREATE TABLE IF NOT EXISTS photos (
 """
 
 
-def open_manifest(out_dir):
+def open_manifest(out_dir, create=True):
+    """The fetch folder's manifest; create=False: it must exist already (verify,
+    export, a photo folder read back), and nothing is created on a typo."""
     out_dir = Path(out_dir)
+    if not create and not (out_dir / MANIFEST).exists():
+        raise FileNotFoundError(f"no fetch manifest in {out_dir} ({MANIFEST}): "
+                                "is this the --out folder of a fetch?")
     out_dir.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(out_dir / MANIFEST)
     con.execute("PRAGMA journal_mode=WAL")
@@ -216,6 +221,7 @@ class FetchConfig:
     backoff: float = 0.5          # seconds, doubled each retry, with jitter
     max_backoff: float = 30.0
     max_rate: float = None        # requests per second, all workers together
+    max_bytes: int = 64 << 20     # a larger body is refused, not buffered
     user_agent: str = "heobs-dec-fetch/1"
 
     def url(self, uuid):
@@ -223,21 +229,31 @@ class FetchConfig:
         return url + f"?size={self.size}" if self.size else url
 
 
-def _download(url, config):
+class TooLarge(ValueError):
+    pass
+
+
+def _download(url, config, stop=None):
     request = urllib.request.Request(url, headers={"User-Agent": config.user_agent})
     deadline = time.monotonic() + config.timeout
     try:
         with urllib.request.urlopen(request, timeout=config.timeout) as response:
             length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > config.max_bytes:
+                raise TooLarge(f"{length} bytes, larger than --max-bytes {config.max_bytes}")
             chunks, total = [], 0
             while True:
                 if time.monotonic() > deadline:
                     raise Transient("timeout while reading the body", response.status)
+                if stop is not None and stop.is_set():
+                    raise Transient("interrupted")
                 chunk = response.read(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
                 total += len(chunk)
+                if total > config.max_bytes:
+                    raise TooLarge(f"over {config.max_bytes} bytes (--max-bytes)")
             body = b"".join(chunks)
             if length is not None and total != int(length):
                 raise Transient(f"incomplete body: {total} of {length} bytes", response.status)
@@ -267,14 +283,20 @@ def fetch_one(uuid, out_dir, config, limiter, stop=None):
         outcome.attempts = attempt + 1
         limiter.wait()
         try:
-            status, content_type, body = _download(config.url(uuid), config)
+            status, content_type, body = _download(config.url(uuid), config, stop)
+        except TooLarge as err:
+            outcome.status, outcome.reason = "broken", f"too large: {err}"
+            return outcome
         except Transient as err:
             outcome.reason, outcome.http_status = err.reason, err.http_status
             if attempt == config.retries:
                 return outcome
             delay = min(config.max_backoff, config.backoff * 2 ** attempt)
             delay = err.retry_after if err.retry_after is not None else delay * random.uniform(0.5, 1.5)
-            time.sleep(min(delay, config.max_backoff))
+            if stop is not None:
+                stop.wait(min(delay, config.max_backoff))      # an interrupt wakes it
+            else:
+                time.sleep(min(delay, config.max_backoff))
             continue
         except urllib.error.HTTPError as err:
             outcome.http_status = err.code
@@ -343,31 +365,32 @@ def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
     last_commit = time.monotonic()
     try:
         with ThreadPoolExecutor(config.concurrency) as pool:
-            pending = set()
-            queue = iter(todo)
-            for uuid in queue:
-                pending.add(pool.submit(fetch_one, uuid, out_dir, config, limiter, stop))
-                if len(pending) >= config.concurrency * 2:
-                    break
-            while pending:
-                # Wakes at least once a second, so that what finished is committed
-                # even while every download in flight stalls.
-                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    if outcome.reason != "interrupted":
-                        record(con, outcome)
-                    fetched_bytes += outcome.bytes or 0
-                    bar.update(1)
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(fetch_one, nxt, out_dir, config, limiter, stop))
-                if time.monotonic() - last_commit > 1.0:
-                    con.commit()
-                    last_commit = time.monotonic()
-    except BaseException:
-        stop.set()
-        raise
+            try:
+                pending = set()
+                queue = iter(todo)
+                for uuid in queue:
+                    pending.add(pool.submit(fetch_one, uuid, out_dir, config, limiter, stop))
+                    if len(pending) >= config.concurrency * 2:
+                        break
+                while pending:
+                    # Wakes at least once a second, so that what finished is committed
+                    # even while every download in flight stalls.
+                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        outcome = future.result()
+                        if outcome.reason != "interrupted":
+                            record(con, outcome)
+                        fetched_bytes += outcome.bytes or 0
+                        bar.update(1)
+                        nxt = next(queue, None)
+                        if nxt is not None:
+                            pending.add(pool.submit(fetch_one, nxt, out_dir, config, limiter, stop))
+                    if time.monotonic() - last_commit > 1.0:
+                        con.commit()
+                        last_commit = time.monotonic()
+            except BaseException:
+                stop.set()   # before the pool waits: queued and running work ends now
+                raise
     finally:
         con.commit()
         bar.close()
@@ -411,7 +434,7 @@ def verify(out_dir):
     """Re-check every 'ok' file against the manifest; mark problems 'broken'
     so the next fetch downloads them again. Returns {reason: count}."""
     out_dir = Path(out_dir)
-    con = open_manifest(out_dir)
+    con = open_manifest(out_dir, create=False)
     problems = {}
     with con:
         for row in rows(con, "status = 'ok'"):
@@ -439,7 +462,7 @@ def verify(out_dir):
 def export(out_dir, csv_path=None):
     """photos.csv: uuid, file, width, height and one description column per language."""
     out_dir = Path(out_dir)
-    con = open_manifest(out_dir)
+    con = open_manifest(out_dir, create=False)
     ok = rows(con, "status = 'ok'")
     con.close()
     langs = sorted({lang for r in ok for lang in json.loads(r["descriptions"])})

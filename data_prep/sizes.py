@@ -5,6 +5,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from .files import finish_folder, new_folder, unique_path
+from .images import to_rgb
+
 
 def image_size(path):
     with Image.open(path) as im:
@@ -78,23 +81,27 @@ def window(items, low, high, log=print):
 
 def resize_all(items, out_dir, size=None, log=print):
     """Resize (BICUBIC) every image into out_dir — to `size` (w, h) or to the
-    smallest width and height in the set; originals are never touched;
-    unreadable images are reported and left out.
+    smallest width and height in the set; originals are never touched (out_dir
+    is a new folder outside them, renamed into place when done); unreadable
+    images are reported and left out; two images of one name get two files.
     items: [(path, label)]; returns the new items and the size used."""
     out_dir = Path(out_dir)
-    if out_dir.resolve() in {Path(p).resolve().parent for p, _ in items}:
-        raise ValueError(f"{out_dir} holds originals; resize into a new folder")
     sized = with_sizes(items, log)
     if not sized:
         raise ValueError("no readable images to resize")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = new_folder(out_dir, inputs={Path(p).resolve().parent for p, _, _ in sized})
     if size is None:
         size = (min(s[0] for _, _, s in sized), min(s[1] for _, _, s in sized))
-    resized = []
+    resized, used = [], set()
     for path, label, _ in sized:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB").resize(size, Image.BICUBIC)
-            target = out_dir / (Path(path).stem + ".jpg")
-            im.save(target, quality=95)
-        resized.append((target, label))
+        try:
+            with Image.open(path) as im:
+                im = to_rgb(ImageOps.exif_transpose(im)).resize(size, Image.BICUBIC)
+        except Exception as err:            # a decoder error past the header: report, skip
+            log(f"skipped {path}: {err.__class__.__name__}: {err}")
+            continue
+        name = unique_path(partial / (Path(path).stem + ".jpg"), used).name
+        im.save(partial / name, quality=95)
+        resized.append((out_dir / name, label))
+    finish_folder(partial, out_dir)
     return resized, size

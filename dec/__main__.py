@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_prep.checks import nonneg_float, nonneg_int, positive_float, positive_int
+
 
 def schedule_from_args(args, base=None):
     from . import nets
@@ -25,18 +27,18 @@ def schedule_from_args(args, base=None):
 
 def add_schedule_args(p):
     g = p.add_argument_group("schedule (defaults: DEC's paper schedule)")
-    g.add_argument("--pretrain-iter", type=int, help="iterations per layer (50000)")
-    g.add_argument("--finetune-iter", type=int, help="end-to-end iterations (100000)")
-    g.add_argument("--stepsize", type=int, help="lr / 10 every N iterations (20000)")
-    g.add_argument("--lr", type=float, help="pretraining base_lr (0.1)")
-    g.add_argument("--update-interval", type=int,
+    g.add_argument("--pretrain-iter", type=positive_int, help="iterations per layer (50000)")
+    g.add_argument("--finetune-iter", type=positive_int, help="end-to-end iterations (100000)")
+    g.add_argument("--stepsize", type=positive_int, help="lr / 10 every N iterations (20000)")
+    g.add_argument("--lr", type=positive_float, help="pretraining base_lr (0.1)")
+    g.add_argument("--update-interval", type=positive_int,
                    help="DEC iterations per round (dec.py: MNIST 160, STL 40, REUTERS 20)")
-    g.add_argument("--max-rounds", type=int, help="stop DEC after N rounds (1000)")
-    g.add_argument("--tol", type=float, help="stop below this changed fraction (0.001)")
-    g.add_argument("--snapshot", type=int, help="snapshot every N iterations (10000)")
-    g.add_argument("--seed", type=int, help="Caffe and k-means seed (1234)")
-    g.add_argument("--hidden", type=int, nargs="+", help="hidden sizes (500 500 2000)")
-    g.add_argument("--embedding", type=int, help="embedding size (10)")
+    g.add_argument("--max-rounds", type=positive_int, help="stop DEC after N rounds (1000)")
+    g.add_argument("--tol", type=nonneg_float, help="stop below this changed fraction (0.001)")
+    g.add_argument("--snapshot", type=nonneg_int, help="snapshot every N iterations (10000)")
+    g.add_argument("--seed", type=nonneg_int, help="Caffe and k-means seed (1234)")
+    g.add_argument("--hidden", type=positive_int, nargs="+", help="hidden sizes (500 500 2000)")
+    g.add_argument("--embedding", type=positive_int, help="embedding size (10)")
 
 
 # ---- DEC -------------------------------------------------------------------------------
@@ -50,7 +52,8 @@ def do_run(a):
     base = paper_schedule(meta.get("source", a.name))
     sched = pipeline.schedule_for(meta, schedule_from_args(a, base))
     results = pipeline.run(a.name, a.data, a.run or f"runs/{a.name}", sched,
-                           n_clusters=a.clusters, autoencoder_file=a.autoencoder)
+                           n_clusters=a.clusters, autoencoder_file=a.autoencoder,
+                           force=a.force)
     print(pipeline.format_summary(results))
 
 
@@ -116,10 +119,13 @@ def parser():
     p.add_argument("name", help="database name, e.g. digits, fashion, mnist, fashion5000")
     p.add_argument("--data", default="data")
     p.add_argument("--run", help="run folder (runs/<name>)")
-    p.add_argument("--clusters", type=int, help="number of clusters (the labels' count)")
-    p.add_argument("--gpu", type=int, help="GPU id (default: CPU)")
+    p.add_argument("--clusters", type=positive_int,
+                   help="number of clusters (the labels' count)")
+    p.add_argument("--gpu", type=nonneg_int, help="GPU id (default: CPU)")
     p.add_argument("--autoencoder", help="a fine-tuned autoencoder .caffemodel to cluster "
                    "from, pretraining skipped (e.g. DEC's exp/mnist/save_iter_100000)")
+    p.add_argument("--force", action="store_true", help="redo a stage an earlier run made "
+                   "with other options (else refused)")
     add_schedule_args(p)
     p.set_defaults(handler=do_run)
 
@@ -142,14 +148,14 @@ def parser():
     p.add_argument("dataset", help="a folder made by `python -m data_prep prepare`")
     p.add_argument("--run", required=True)
     p.add_argument("--weights", help="ImageNet weights (make fetch-caffenet)")
-    p.add_argument("--gpu", type=int)
+    p.add_argument("--gpu", type=nonneg_int)
     g = p.add_argument_group("solver (defaults: the report's, §4)")
-    g.add_argument("--base-lr", "--lr", dest="base_lr", type=float, help="0.001")
-    g.add_argument("--gamma", type=float, help="lr factor every stepsize (0.1; §4.1.4 "
-                   "tried 0.01, 0.001, 0.0001)")
+    g.add_argument("--base-lr", "--lr", dest="base_lr", type=positive_float, help="0.001")
+    g.add_argument("--gamma", type=positive_float, help="lr factor every stepsize (0.1; "
+                   "§4.1.4 tried 0.01, 0.001, 0.0001)")
     for flag, default in (("max-iter", 4000), ("stepsize", 500), ("batch", 50),
                           ("test-interval", 500), ("snapshot", 500), ("display", 50)):
-        g.add_argument(f"--{flag}", type=int, help=str(default))
+        g.add_argument(f"--{flag}", type=positive_int, help=str(default))
     p.set_defaults(handler=do_train)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion on a split")
@@ -168,8 +174,14 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit:                 # a bad value: argparse said it in one line
+        return exit.code
+    try:
+        if getattr(args, "gpu", None) is not None:
+            from .engine import check_gpu_build
+            check_gpu_build()
         args.handler(args)
     except (OSError, ValueError, RuntimeError) as err:  # CaffeMissing, Diverged too
         print(f"error: {err}", file=sys.stderr)

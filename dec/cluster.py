@@ -58,19 +58,26 @@ class ClusterRun:
         write_text(self.deploy, nets.deploy_net(sched.dims, sched))
 
     # ---- state ----------------------------------------------------------------
+    # state.json is the one record of where the loop is; the previous round's
+    # predictions are a file named by round, written before state.json names
+    # it, so a kill between the two writes leaves the old state consistent.
     def load_state(self):
         if not self.state_file.exists():
             return None
         state = json.loads(self.state_file.read_text())
-        last = self.dir / "y_pred_last.npy"
-        state["y_pred_last"] = np.load(last) if last.exists() else None
+        last = state.get("y_pred_last_file")
+        state["y_pred_last"] = np.load(self.dir / last) if last else None
         return state
 
     def save_state(self, state):
-        if state["y_pred_last"] is not None:
-            _atomic_npy(self.dir / "y_pred_last.npy", state["y_pred_last"])
         plain = {k: v for k, v in state.items() if k != "y_pred_last"}
+        if state["y_pred_last"] is not None:
+            plain["y_pred_last_file"] = f"y_pred_round_{state['round']:04d}.npy"
+            _atomic_npy(self.dir / plain["y_pred_last_file"], state["y_pred_last"])
         write_text(self.state_file, json.dumps(plain, indent=1))
+        for old in self.dir.glob("y_pred_round_*.npy"):
+            if old.name != plain.get("y_pred_last_file"):
+                old.unlink()
         self.write_history(state["history"])
 
     def write_history(self, history):

@@ -7,7 +7,7 @@ data preparation runs `convert_imageset` without importing pycaffe).
 import os
 from pathlib import Path
 
-from data_prep.caffe_tools import CaffeMissing
+from data_prep.caffe_tools import CaffeMissing, blas_env, prefix
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "caffe_models"
@@ -17,12 +17,21 @@ def import_caffe(quiet=True):
     """Import pycaffe; GLOG messages are kept quiet unless asked for."""
     if quiet:
         os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.update(blas_env())     # before Caffe loads its OpenBLAS
     try:
         import caffe
     except ImportError as err:
         raise CaffeMissing(
             f"Caffe is not importable ({err}); run `make caffe` first") from None
     return caffe
+
+
+def check_gpu_build():
+    """--gpu needs a CUDA build: a CPU_ONLY Caffe aborts the process on GPU calls.
+    docker/build_caffe.sh names its builds caffe-cpu-<key> and caffe-cuda-<key>."""
+    if prefix().name.startswith("caffe-cpu-"):
+        raise CaffeMissing("this Caffe is a CPU_ONLY build: `make caffe CUDA=1` for --gpu "
+                           "(or leave --gpu out to run on the CPU)")
 
 
 _device = {"gpu": None}

@@ -11,24 +11,50 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.files import write_text
 from data_prep.images import grid, to_hwc, to_pil
 
 
-def class_folders(images, y_pred, out_dir, n_clusters):
+def listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
+
+
+def manifest_of(folder):
+    """Beside the folder: what class_folders wrote into it, to tell a folder a
+    person changed from ours."""
+    return folder.with_name(folder.name + ".files")
+
+
+def class_folders(images, y_pred, out_dir, n_clusters, log=print):
     """Write every image into <out_dir>/<cluster>/<index>.jpg, one folder per
     cluster (empty ones too), built beside and renamed into place, so an
-    interrupt leaves the old folder or the new one."""
+    interrupt leaves the old folder or the new one. A folder a person has
+    changed since (renamed, pruned, moved files: report §8.3) is never
+    replaced: the new one goes to <out_dir>.2, .3, ... Returns (the folder
+    written, {cluster: size})."""
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    target, n = out_dir, 1
+    while target.exists():
+        manifest = manifest_of(target)
+        if manifest.exists() and manifest.read_text().splitlines() == listing(target):
+            break                                  # untouched since we wrote it
+        n += 1
+        target = out_dir.with_name(f"{out_dir.name}.{n}")
+    if target != out_dir:
+        log(f"{out_dir} was changed since it was written (a review?): kept as it is; "
+            f"the new class folders are in {target}")
+    tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for cluster in range(n_clusters):
         (tmp / str(cluster)).mkdir(parents=True)
     for index, (image, cluster) in enumerate(zip(images, y_pred)):
         to_pil(image).save(tmp / str(int(cluster)) / f"{index}.jpg", quality=95)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.rename(tmp, out_dir)
-    return {c: int((y_pred == c).sum()) for c in range(n_clusters)}
+    manifest_of(target).unlink(missing_ok=True)    # no stale list while it is replaced
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(tmp, target)
+    write_text(manifest_of(target), "\n".join(listing(target)) + "\n")
+    return target, {c: int((y_pred == c).sum()) for c in range(n_clusters)}
 
 
 def enlarge(image, min_side=48):

@@ -4,12 +4,20 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 
-def confusion(y_true, y_pred, n_true=None, n_pred=None):
-    """counts[a, p]: samples of actual class a predicted as cluster p."""
+def labelled(y_true, y_pred):
+    """The pairs whose true label is known (a label of -1 means none)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"{y_true.shape[0]} labels but {y_pred.shape[0]} predictions")
+    known = y_true >= 0
+    return y_true[known], y_pred[known]
+
+
+def confusion(y_true, y_pred, n_true=None, n_pred=None):
+    """counts[a, p]: samples of actual class a predicted as cluster p
+    (samples labelled -1, without a class, are left out)."""
+    y_true, y_pred = labelled(y_true, y_pred)
     n_true = n_true or int(y_true.max()) + 1
     n_pred = n_pred or int(y_pred.max()) + 1
     counts = np.zeros((n_true, n_pred), dtype=np.int64)
@@ -20,6 +28,7 @@ def confusion(y_true, y_pred, n_true=None, n_pred=None):
 def cluster_acc(y_true, y_pred):
     """Best one-to-one matching of clusters to classes (Hungarian), as DEC's
     cluster_acc. Returns (accuracy, {cluster: class})."""
+    y_true, y_pred = labelled(y_true, y_pred)
     counts = confusion(y_true, y_pred)
     size = max(counts.shape)
     square = np.zeros((size, size), dtype=np.int64)
@@ -33,6 +42,7 @@ def scores(y_true, y_pred):
     """Accuracy, NMI and ARI. `nmi` is DEC's: scikit-learn's NMI of 2015
     (dec.py's normalized_mutual_info_score), normalised by the geometric mean of
     the two entropies; today's default (arithmetic mean) is `nmi_arithmetic`."""
+    y_true, y_pred = labelled(y_true, y_pred)
     acc, _ = cluster_acc(y_true, y_pred)
     return {"acc": acc,
             "nmi": float(normalized_mutual_info_score(y_true, y_pred,

@@ -9,6 +9,8 @@ with the MultiTLoss layer, and the deploy net of report §3.1.3.
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from data_prep.checks import prototxt_path
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -65,7 +67,7 @@ def data_layers(top, train_source, test_source, sched, seek=None):
             continue
         text += f"""layer {{
   name: "{top}" type: "Data" top: "{top}"
-  data_param {{ source: "{source}" backend: LEVELDB batch_size: {batch}{seek_line} }}
+  data_param {{ source: "{prototxt_path(source)}" backend: LEVELDB batch_size: {batch}{seek_line} }}
   include {{ phase: {phase} }}
 }}
 """
@@ -206,12 +208,12 @@ def solver(net_path, sched, *, base_lr, max_iter, snapshot_prefix, momentum=None
            burnin=None, stepsize=None, test=False, mode="CPU", snapshot=None):
     """snapshot: Caffe's own interval (the paper files: sched.snapshot); the
     runs write 0 and snapshot from dec/solve.py, only after a finite loss."""
-    lines = [f'net: "{net_path}"', f"base_lr: {base_lr}", 'lr_policy: "step"', "gamma: 0.1",
+    lines = [f'net: "{prototxt_path(net_path)}"', f"base_lr: {base_lr}", 'lr_policy: "step"', "gamma: 0.1",
              f"stepsize: {stepsize or sched.stepsize}", f"display: {sched.display}",
              f"max_iter: {max_iter}", f"momentum: {sched.momentum if momentum is None else momentum}",
              f"weight_decay: {sched.weight_decay}",
              f"snapshot: {sched.snapshot if snapshot is None else snapshot}",
-             f'snapshot_prefix: "{snapshot_prefix}"', f"solver_mode: {mode}",
+             f'snapshot_prefix: "{prototxt_path(snapshot_prefix)}"', f"solver_mode: {mode}",
              f"random_seed: {sched.seed}"]
     if burnin:
         lines.append(f"momentum_burnin: {burnin}")

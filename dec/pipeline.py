@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import datasets, db
-from data_prep.files import write_json
+from data_prep.files import locked, write_json, write_text
 
 from . import autoencoder, export, metrics, multi_t
 from .cluster import ClusterRun
@@ -41,31 +41,85 @@ def versions():
             "caffe_prefix": str(Path(caffe.__file__).resolve().parent.parent.parent)}
 
 
-def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, log=print,
-        progress=True):
+def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, force=False,
+        log=print, progress=True):
     """The whole DEC run; `autoencoder_file` (a fine-tuned autoencoder, e.g. DEC's
-    own) skips pretraining."""
+    own) skips pretraining. The run folder is locked while it runs; a stage
+    an earlier invocation made with other options is refused (force: redone)."""
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     meta = datasets.load_meta(data_dir, name)
     if sched.dims[0] != meta["dim"]:
         raise ValueError(f"dimension mismatch: {name} has {meta['dim']} features per sample "
                          f"but the net's input is {sched.dims[0]}")
     n_clusters = n_clusters or meta["clusters"]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if n_clusters < 2:
+        raise ValueError(f"{n_clusters} cluster: DEC needs at least 2 (--clusters)")
     paths = {split: data_dir / f"{name}_{split}" for split in ("train", "test", "total", "img")}
     for path in paths.values():
         if not (path / "CURRENT").exists():
             raise FileNotFoundError(f"database {path} is missing: run `python -m data_prep data` first")
+    with locked(run_dir):
+        return _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
+                    log, progress)
+
+
+# What each stage's result depends on (not max_rounds, snapshot, display).
+AUTOENCODER_OPTIONS = ("dims", "drop", "pretrain_iter", "finetune_iter", "base_lr", "stepsize",
+                       "momentum", "momentum_burnin", "weight_decay", "weight_std",
+                       "batch_size", "test_batch_size", "seed")
+DEC_OPTIONS = ("update_interval", "dec_lr", "dec_momentum", "tol", "kmeans_restarts", "alpha",
+               "seed")
+
+
+def stage_options(name, sched, n_clusters, autoencoder_file):
+    plan = sched.as_dict()
+    ae = {k: plan[k] for k in AUTOENCODER_OPTIONS}
+    ae.update(data=name, given=str(autoencoder_file) if autoencoder_file else None)
+    dec = {k: plan[k] for k in DEC_OPTIONS}
+    dec.update(clusters=n_clusters, autoencoder=ae)
+    return json.loads(json.dumps({"autoencoder": ae, "dec": dec}))   # tuples as lists
+
+
+def check_stages(run_dir, options, force, log):
+    """stages.json records the options each stage was made with."""
+    record = run_dir / "stages.json"
+    made = json.loads(record.read_text()) if record.exists() else {}
+    for stage, outputs in (("autoencoder", ("autoencoder.caffemodel", "stack*.caffemodel",
+                                            "snapshots")), ("dec", ("dec",))):
+        old = made.get(stage)
+        if old is None or old == options[stage]:
+            continue
+        changed = ", ".join(f"{k} {old.get(k)} → {v}" for k, v in options[stage].items()
+                            if old.get(k) != v and k != "autoencoder") or "the autoencoder"
+        if not force:
+            raise ValueError(f"{run_dir}: its {stage} stage was made with other options "
+                             f"({changed}); use a new --run, or --force to redo it")
+        log(f"--force: redoing the {stage} stage ({changed})")
+        for pattern in outputs:
+            for path in run_dir.glob(pattern):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    write_json(record, options)
+
+
+def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force, log,
+         progress):
+    check_stages(run_dir, stage_options(name, sched, n_clusters, autoencoder_file), force, log)
     timings = {}
     start = time.perf_counter()
     x, y = db.read_db(paths["total"])
-    labels = y if meta.get("classes") else None
+    if len(x) < n_clusters:
+        raise ValueError(f"{name} has {len(x)} samples, fewer than {n_clusters} clusters")
+    # Labels where the data set has classes; -1 marks a sample without one.
+    labels = y if meta.get("classes") and (y >= 0).any() else None
 
-    # Stages finished by an earlier invocation are reused, not redone; the
-    # timings below are this invocation's.
+    # Stages finished by an earlier invocation are reused, not redone; stages
+    # an interrupt stopped are resumed from their newest complete snapshot.
     reused = [stage for stage, done in (
         ("autoencoder", (run_dir / "autoencoder.caffemodel").exists()),
         ("dec", _finished(run_dir / "dec" / "state.json"))) if done]
+    resumed = sorted({p.name.split("_iter_")[0] for p in (run_dir / "snapshots").glob("*.done")})
+    if (run_dir / "dec" / "state.json").exists() and "dec" not in reused:
+        resumed.append("dec")
     t = time.perf_counter()
     if autoencoder_file:
         autoencoder.use_given(autoencoder_file, run_dir, sched.dims, log=log)
@@ -79,7 +133,7 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, 
     timings["dec_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    summary = write_outputs(run_dir, name, meta, paths["img"], result, labels)
+    summary = write_outputs(run_dir, name, meta, paths["img"], result, labels, log)
     timings["outputs_s"] = round(time.perf_counter() - t, 2)
     timings["total_s"] = round(time.perf_counter() - start, 2)
 
@@ -87,7 +141,7 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, 
                "clusters": n_clusters,
                "converged": result["converged"], "rounds": result["rounds"],
                "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,
-               "reused": reused,
+               "reused": reused, "resumed": resumed,
                "autoencoder": str(autoencoder_file) if autoencoder_file else "pretrained",
                "versions": versions(), **summary}
     write_json(run_dir / "results.json", results)
@@ -101,7 +155,7 @@ def _finished(state_file):
     return bool(state.get("converged") or state.get("stopped"))
 
 
-def write_outputs(run_dir, name, meta, img_db, result, labels):
+def write_outputs(run_dir, name, meta, img_db, result, labels, log=print):
     y_pred, q = result["y_pred"], result["q"]
     summary = {}
     # The deploy net and the learned model, for `predict`.
@@ -118,24 +172,31 @@ def write_outputs(run_dir, name, meta, img_db, result, labels):
                           "" if labels is None else int(labels[i])])
     os.replace(run_dir / "predictions.csv.tmp", run_dir / "predictions.csv")
 
+    outputs = {"predictions": run_dir / "predictions.csv"}
     if labels is not None:
+        # Scored on the labelled samples (a photo without a class prefix has -1).
+        classes = meta.get("classes") or None
         summary["metrics"] = metrics.scores(labels, y_pred)
-        counts = metrics.confusion(labels, y_pred, n_pred=q.shape[1])
-        table = metrics.confusion_table(counts, meta.get("classes"))
-        (run_dir / "confusion.txt").write_text(table)
-        metrics.confusion_png(counts, run_dir / "confusion.png", meta.get("classes"))
+        summary["labelled_samples"] = int((labels >= 0).sum())
+        counts = metrics.confusion(labels, y_pred, n_true=len(classes) if classes else None,
+                                   n_pred=q.shape[1])
+        table = metrics.confusion_table(counts, classes)
+        write_text(run_dir / "confusion.txt", table)
+        metrics.confusion_png(counts, run_dir / "confusion.png", classes)
         summary["confusion"] = counts.tolist()
         summary["confusion_table"] = table
+        outputs["confusion"] = run_dir / "confusion.txt"
     if result["history"]:
         export.rounds_png(result["history"], run_dir / "rounds.png")
+        outputs["rounds_plot"] = run_dir / "rounds.png"
 
     images, _ = db.read_db(img_db)
-    sizes = export.class_folders(images, y_pred, run_dir / f"classes_{name}", q.shape[1])
+    folders, sizes = export.class_folders(images, y_pred, run_dir / f"classes_{name}",
+                                          q.shape[1], log)
     export.contact_sheets(images, q, run_dir / "sheets")
     summary["cluster_sizes"] = sizes
-    summary["outputs"] = {k: str(run_dir / v) for k, v in {
-        "classes": f"classes_{name}", "sheets": "sheets", "confusion": "confusion.txt",
-        "rounds_plot": "rounds.png", "predictions": "predictions.csv"}.items()}
+    outputs.update(classes=folders, sheets=run_dir / "sheets")
+    summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     return summary
 
 

@@ -2,8 +2,10 @@
 
 Caffe's own periodic snapshots are off in the run's solver files; this loop
 snapshots itself, only after a chunk of iterations whose loss is finite, so the
-newest snapshot on disk is always a good one. Re-running the same stage after
-an interrupt restores that snapshot (weights, momentum history, iteration).
+newest snapshot on disk is always a good one. Caffe writes a snapshot in place,
+so a `.done` marker is written after it: a snapshot torn by a kill has none and
+is never restored. Re-running the same stage after an interrupt restores the
+newest complete snapshot (weights, momentum history, iteration).
 """
 import math
 import os
@@ -19,22 +21,34 @@ class Diverged(RuntimeError):
 
 
 def snapshots(prefix):
-    """(iteration, .solverstate path) pairs for a snapshot prefix, oldest first."""
+    """(iteration, .solverstate path) pairs of the complete snapshots (those
+    with a .done marker) for a snapshot prefix, oldest first."""
     prefix = Path(prefix)
     found = []
     for path in prefix.parent.glob(prefix.name + "_iter_*.solverstate"):
         try:
-            found.append((int(path.stem.rsplit("_", 1)[1]), path))
+            iteration = int(path.stem.rsplit("_", 1)[1])
         except ValueError:
             continue
+        if path.with_suffix(".done").exists():
+            found.append((iteration, path))
     return sorted(found)
 
 
 def _prune(prefix, keep):
-    found = snapshots(prefix)
-    for _, state in found[:len(found) - keep]:
-        state.unlink(missing_ok=True)
-        state.with_suffix(".caffemodel").unlink(missing_ok=True)
+    """Keep the newest `keep` complete snapshots; remove the rest and any torn ones."""
+    prefix = Path(prefix)
+    keep_states = {state for _, state in snapshots(prefix)[-keep:]} if keep else set()
+    for path in prefix.parent.glob(prefix.name + "_iter_*.*"):
+        if path.suffix in (".solverstate", ".caffemodel", ".done") and \
+                path.with_suffix(".solverstate") not in keep_states:
+            path.unlink(missing_ok=True)
+
+
+def _snapshot(solver, prefix):
+    solver.snapshot()
+    done = Path(f"{prefix}_iter_{solver.iter}.done")
+    done.write_text("complete\n")          # after both of Caffe's files are written
 
 
 def save_weights(net, path):
@@ -82,7 +96,7 @@ def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
             # a snapshot each time the chunk passed a multiple of snapshot_every
             passed = snapshot_every and solver.iter // snapshot_every > before // snapshot_every
             if passed and solver.iter < max_iter:
-                solver.snapshot()
+                _snapshot(solver, snapshot_prefix)
                 _prune(snapshot_prefix, keep=1)
     finally:
         bar.close()

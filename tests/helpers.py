@@ -5,23 +5,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-COLOURS = {"heritage": (200, 40, 40), "being": (40, 180, 60), "scenery": (40, 60, 200)}
+from data_prep.datasets import SHAPE_COLOURS, shape_image
+
+COLOURS = {name: SHAPE_COLOURS[colour] for name, colour in
+           (("heritage", "red"), ("being", "green"), ("scenery", "blue"))}
 
 
 def make_images(folder, per_class=12, sizes=((64, 48), (66, 50), (90, 60)), prefixes=True):
     """Coloured rectangles and noise; file names <class>_<n>.jpg (or class folders)."""
     rng = np.random.default_rng(0)
     paths = []
-    for c, (label, colour) in enumerate(COLOURS.items()):
+    for label, colour in COLOURS.items():
         for i in range(per_class):
-            w, h = sizes[i % len(sizes)]
-            image = rng.normal(128, 20, (h, w, 3))
-            x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
-            image[y0:y0 + h // 2, x0:x0 + w // 2] = colour
             target = (folder / f"{label}_{i:03d}.jpg" if prefixes
                       else folder / label / f"{i:03d}.jpg")
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(target, quality=95)
+            Image.fromarray(shape_image(rng, sizes[i % len(sizes)], colour)).save(target,
+                                                                                 quality=95)
             paths.append(target)
     return paths
 

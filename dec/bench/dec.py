@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import datasets, db
+from data_prep.caffe_tools import blas_core, blas_env
 
 from .. import multi_t, nets, solve
 from ..autoencoder import embed
@@ -87,6 +88,47 @@ def main(argv=None):
     print(f"  DEC round (embed {n}, target, {sched.update_interval} iterations): {dec_round:6.1f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory of this process: {peak:.0f} MiB")
+    print(blas_report())
+
+
+def sgemm_gflops(multiply, n=2000, repeats=3):
+    """Best of `repeats` n x n x n float32 products."""
+    best = min(_timed(multiply) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def blas_report(n=2000):
+    """Which OpenBLAS kernel Caffe runs, and sgemm GFLOPS beside numpy's."""
+    import threadpoolctl
+    caffe = import_caffe()
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(n, n)).astype(np.float32)
+    b = rng.normal(size=(n, n)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        net_file = Path(tmp) / "ip.prototxt"
+        net_file.write_text(
+            f'layer {{ name: "d" type: "Input" top: "d" input_param {{ shape {{ dim: {n} '
+            f'dim: {n} }} }} }}\nlayer {{ name: "ip" type: "InnerProduct" bottom: "d" '
+            f'top: "ip" inner_product_param {{ num_output: {n} bias_term: false }} }}\n')
+        net = caffe.Net(str(net_file), caffe.TEST)
+    net.params["ip"][0].data[...] = b
+    net.blobs["d"].data[...] = a
+    caffe_gflops = sgemm_gflops(net.forward, n)
+    numpy_gflops = sgemm_gflops(lambda: a @ b, n)
+    numpy_blas = next((f"{i['internal_api']} {i['version']} {i.get('architecture', '?')}"
+                       for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+                       and "numpy" in i["filepath"]), "?")
+    chosen = blas_env().get("OPENBLAS_CORETYPE")
+    return (f"  BLAS: Caffe's OpenBLAS kernel {blas_core()}"
+            + (f" (OPENBLAS_CORETYPE={chosen} chosen for this CPU)" if chosen else "")
+            + f", sgemm {n}^3 {caffe_gflops:.0f} GFLOPS; numpy ({numpy_blas}) "
+            f"{numpy_gflops:.0f} GFLOPS")
 
 
 if __name__ == "__main__":

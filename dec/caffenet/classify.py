@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.files import write_json, write_text
-from data_prep.image_datasets import IMAGE_SIDE
+from data_prep.checks import check_name
+from data_prep.files import finish_folder, new_folder, unique_path, write_json, write_text
+from data_prep.image_datasets import IMAGE_SIDE, read_classes
 from data_prep.images import list_photos
 
 from .. import engine, metrics
@@ -27,7 +28,7 @@ def load_classifier(run_dir, weights=None, batch=50):
     blob = caffe.proto.caffe_pb2.BlobProto()
     blob.ParseFromString((run_dir / "mean.binaryproto").read_bytes())
     mean = np.asarray(blob.data, dtype=np.float32).reshape(blob.channels, blob.height, blob.width)
-    classes = (run_dir / "classes.txt").read_text().split()
+    classes = read_classes(run_dir / "classes.txt")
     return net, mean, classes
 
 
@@ -81,6 +82,10 @@ def evaluate(run_dir, dataset_dir, split="test", weights=None, progress=True):
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on a split;
     writes evaluation.json, evaluation.txt and confusion_<split>.png."""
     run_dir, dataset_dir = Path(run_dir), Path(dataset_dir)
+    theirs, ours = read_classes(dataset_dir / "classes.txt"), read_classes(run_dir / "classes.txt")
+    if theirs != ours:
+        raise ValueError(f"{dataset_dir} has classes {theirs}, the run {run_dir} was trained on "
+                         f"{ours}: evaluate a run on its own kind of dataset")
     lines = (dataset_dir / f"{split}.txt").read_text().splitlines()
     files = [Path(line.rsplit(" ", 1)[0]) for line in lines]
     actual = np.array([int(line.rsplit(" ", 1)[1]) for line in lines])
@@ -111,23 +116,26 @@ def evaluate(run_dir, dataset_dir, split="test", weights=None, progress=True):
 
 def pseudo_label(run_dir, source, out_dir, copy=False, batch=50, progress=True, log=print):
     """Classify every photo of a folder (or fetch output): predictions.csv with
-    the probabilities, and <out_dir>/<class>/<file> links (or copies) for review."""
+    the probabilities, and <out_dir>/<class>/<file> links (or copies) for review.
+    out_dir is new (or empty) and outside the source: the photos are read-only,
+    and a folder a person reviewed is never written into again. It is built
+    beside and renamed into place at the end."""
+    partial = new_folder(out_dir, inputs=[source])
     files = list_photos(source)
     kept, probs, classes = classify(run_dir, files, batch=batch, progress=progress, log=log)
-    out_dir = Path(out_dir)
     for label in classes:
-        (out_dir / label).mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "predictions.csv", "w", newline="", encoding="utf-8") as f:
+        (partial / check_name(label, "class name")).mkdir()
+    used = set()
+    with open(partial / "predictions.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "predicted"] + [f"p_{c}" for c in classes])
         for path, p in zip(kept, probs):
             label = classes[int(p.argmax())]
+            target = unique_path(partial / label / path.name, used)
             writer.writerow([str(path), label] + [f"{v:.4f}" for v in p])
-            target = out_dir / label / path.name
-            if target.exists() or target.is_symlink():
-                target.unlink()
             if copy:
                 shutil.copy2(path, target)
             else:
-                target.symlink_to(path.resolve())
+                target.symlink_to(Path(path).resolve())
+    finish_folder(partial, out_dir)
     return dict(Counter(classes[int(p.argmax())] for p in probs))

@@ -9,6 +9,8 @@ layers by name). Solver: the report's (§4). `python -m dec.caffenet.nets` write
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from data_prep.checks import prototxt_path
+
 from ..engine import MODELS
 
 CROP = 227          # CaffeNet's input crop (images are stored at 256x256: data_prep)
@@ -104,8 +106,8 @@ def data_layer(phase, source, mean_file, batch, backend="LEVELDB"):
     mirror = "true" if phase == "TRAIN" else "false"
     return (f'layer {{\n  name: "data" type: "Data" top: "data" top: "label"\n'
             f"  include {{ phase: {phase} }}\n"
-            f'  transform_param {{ mirror: {mirror} crop_size: {CROP} mean_file: "{mean_file}" }}\n'
-            f'  data_param {{ source: "{source}" batch_size: {batch} backend: {backend} }}\n}}\n')
+            f'  transform_param {{ mirror: {mirror} crop_size: {CROP} mean_file: "{prototxt_path(mean_file)}" }}\n'
+            f'  data_param {{ source: "{prototxt_path(source)}" batch_size: {batch} backend: {backend} }}\n}}\n')
 
 
 def train_val(n_classes, train_source, val_source, mean_file, solver=REPORT_SOLVER,
@@ -131,12 +133,12 @@ def deploy(n_classes, batch=10):
 def solver_text(net, snapshot_prefix, test_iter, solver=REPORT_SOLVER, mode="CPU",
                 max_iter=None):
     return "\n".join([
-        f'net: "{net}"', f"test_iter: {test_iter}", f"test_interval: {solver.test_interval}",
+        f'net: "{prototxt_path(net)}"', f"test_iter: {test_iter}", f"test_interval: {solver.test_interval}",
         f"base_lr: {solver.base_lr}", f'lr_policy: "{solver.lr_policy}"',
         f"gamma: {solver.gamma}", f"stepsize: {solver.stepsize}", f"display: {solver.display}",
         f"max_iter: {max_iter or solver.max_iter}", f"momentum: {solver.momentum}",
         f"weight_decay: {solver.weight_decay}", f"snapshot: {solver.snapshot}",
-        f'snapshot_prefix: "{snapshot_prefix}"', f"solver_mode: {mode}",
+        f'snapshot_prefix: "{prototxt_path(snapshot_prefix)}"', f"solver_mode: {mode}",
         f"random_seed: {solver.seed}"]) + "\n"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.caffe_tools import logging_env, tool
-from data_prep.files import write_json, write_text
+from data_prep.files import locked, write_json, write_text
 
 from . import nets as caffenet
 
@@ -70,10 +70,21 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
     """Fine-tune (or train from scratch) through `caffe train`, log kept as
     train.log; curves.csv and curves.png from it. Resumes from the newest
     snapshot of an interrupted run."""
-    from tqdm import tqdm
     dataset_dir, run_dir = Path(dataset_dir).resolve(), Path(run_dir).resolve()
+    if not (dataset_dir / "dataset.json").exists():
+        raise FileNotFoundError(f"{dataset_dir} is not a dataset (python -m data_prep prepare)")
+    with locked(run_dir):
+        return _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress)
+
+
+def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
+    from tqdm import tqdm
     info = json.loads((dataset_dir / "dataset.json").read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
+    owner = run_dir / "run.json"          # a run folder belongs to one dataset
+    if owner.exists() and json.loads(owner.read_text())["dataset"] != str(dataset_dir):
+        raise ValueError(f"{run_dir} is a run on {json.loads(owner.read_text())['dataset']}; "
+                         "use a new --run for another dataset")
+    write_json(owner, {"dataset": str(dataset_dir), "classes": info["classes"]})
     backend = info["backend"]
     n_val = sum(info["counts"]["val"].values())
     # Validation sees each image once: test_iter x batch = the set's size.
@@ -94,11 +105,10 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
                                                     "CPU" if gpu is None else "GPU"))
     (run_dir / "snapshots").mkdir(exist_ok=True)
     args = [f"--solver={solver_file}"]
-    states = sorted((run_dir / "snapshots").glob("caffenet_iter_*.solverstate"),
-                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-    if resume and states:
-        args.append(f"--snapshot={states[-1]}")
-        log(f"resuming from {states[-1].name}")
+    state = newest_snapshot(run_dir / "snapshots", log) if resume else None
+    if state:
+        args.append(f"--snapshot={state}")
+        log(f"resuming from {state.name}")
     elif weights:
         if not Path(weights).exists():
             raise FileNotFoundError(f"{weights} is missing (make fetch-caffenet)")
@@ -139,6 +149,28 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
         "test_iter": test_iter, "train": rows[-1] if rows else None,
         "validation": tests[-1] if tests else None})
     return rows, tests
+
+
+def newest_snapshot(folder, log=print):
+    """The newest .solverstate that Caffe can resume from. Caffe writes its
+    snapshots in place: one torn by a kill (0 bytes, cut short, or its
+    .caffemodel missing) is reported and the one before it used."""
+    from ..engine import import_caffe
+    SolverState = import_caffe().proto.caffe_pb2.SolverState
+    states = sorted(Path(folder).glob("caffenet_iter_*.solverstate"),
+                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    for path in reversed(states):
+        try:
+            state = SolverState.FromString(path.read_bytes())
+            model = Path(state.learned_net)
+            if not model.is_absolute():
+                model = path.parent / model.name
+            if state.iter > 0 and model.is_file() and model.stat().st_size > 0:
+                return path
+        except Exception:                 # a torn file does not parse
+            pass
+        log(f"snapshot {path.name} is incomplete (interrupted while written); skipped")
+    return None
 
 
 def validation_batch(n_val, largest):

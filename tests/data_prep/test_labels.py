@@ -52,8 +52,10 @@ def test_resize_to_the_smallest_into_a_new_folder(tmp_path):
     assert size == (64, 48)
     assert {Image.open(p).size for p, _ in resized} == {(64, 48)}
     assert all(p.read_bytes() == data for p, data in before.items())   # originals untouched
-    with pytest.raises(ValueError, match="originals"):
+    with pytest.raises(ValueError, match="overlaps the input"):
         image_sizes.resize_all(items, tmp_path / "in")
+    with pytest.raises(ValueError, match="not empty"):       # a rerun never writes into it
+        image_sizes.resize_all(items, tmp_path / "out")
     (tmp_path / "in" / "being_bad.jpg").write_bytes(b"broken")
     skipped = []
     again, _ = image_sizes.resize_all(labels.labels_from_prefixes(tmp_path / "in"), tmp_path / "out2",

@@ -305,3 +305,16 @@ def test_check_image_rejects_html_served_as_an_image():
     with pytest.raises(ValueError, match="HTML page"):
         photos.check_image(b"<html><body>oops</body></html>")
     assert photos.check_image(PNG) == ("PNG", 17, 23)
+
+
+def test_a_body_over_the_cap_is_refused_not_buffered(server, tmp_path):
+    """--max-bytes: by its Content-Length, or while reading a body that has none."""
+    _, base = server
+    PhotoServer.behaviour = {uid(1): "jpeg", uid(2): "truncated-no-length"}
+    (tmp_path / "photos.txt").write_text(f"{uid(1)} | a | eng\n{uid(2)} | b | eng\n")
+    photos.fetch(tmp_path / "photos.txt", tmp_path / "out", config(base, max_bytes=100),
+                 progress=False, log=lambda *a: None)
+    rows = manifest(tmp_path / "out")
+    assert {r["status"] for r in rows.values()} == {"broken"}
+    assert all(r["reason"].startswith("too large") for r in rows.values())
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == []

@@ -175,3 +175,31 @@ def test_solver_options_land_in_the_solver_and_the_results(trained, tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["solver"]["gamma"] == 0.01 and results["solver"]["stepsize"] == 7
     assert results["test_iter"] * results["solver"]["test_batch_size"] == n_val
+
+
+@pytest.mark.caffe
+def test_classify_never_touches_the_photos_or_a_reviewed_folder(trained, tmp_path):
+    root, _, _, _, _ = trained
+    photos = tmp_path / "photos"
+    make_images(photos / "being", per_class=2)
+    before = {p: p.read_bytes() for p in photos.rglob("*.jpg")}
+    for out in (photos, tmp_path):                 # the source's parent, or the source itself
+        with pytest.raises(ValueError, match="overlaps the input"):
+            classify.pseudo_label(root / "run", photos / "being", out, copy=True)
+    classify.pseudo_label(root / "run", photos / "being", tmp_path / "review", progress=False)
+    with pytest.raises(ValueError, match="not empty"):
+        classify.pseudo_label(root / "run", photos / "being", tmp_path / "review")
+    assert {p: p.read_bytes() for p in photos.rglob("*.jpg")} == before
+    assert all(not p.is_symlink() for p in photos.rglob("*"))
+
+
+@pytest.mark.caffe
+def test_evaluate_refuses_a_dataset_of_other_classes(trained, tmp_path):
+    root, _, _, _, _ = trained
+    other = tmp_path / "other"
+    shutil.copytree(root / "dataset", other)
+    (other / "classes.txt").write_text("cats\ndogs\nbirds\n")
+    with pytest.raises(ValueError, match="the run .* was trained on"):
+        classify.evaluate(root / "run", other)
+    with pytest.raises(ValueError, match="is a run on"):
+        caffenet_train.train(other, root / "run", progress=False, log=lambda *a: None)

@@ -130,6 +130,66 @@ def test_interrupted_clustering_resumes_to_the_same_result(digits_run, digits_da
     assert [strip[0](l) for l in first] == [strip[0](l) for l in again]
 
 
+def test_a_kill_between_the_two_state_writes_of_a_round_loses_nothing(digits_run, digits_data,
+                                                                      tmp_path, monkeypatch):
+    """The round's predictions are written, then state.json: interrupted between
+    the two, the run resumes from the round before and ends as an
+    uninterrupted run (it must not see 'nothing changed' and stop)."""
+    from dec import cluster
+    run_dir, results = digits_run
+    (tmp_path / "dec").mkdir()
+    shutil.copy(run_dir / "autoencoder.caffemodel", tmp_path)
+    real_write, states = cluster.write_text, []
+
+    def dies_on_the_third_state(path, text):
+        if path.name == "state.json":
+            states.append(text)
+            if len(states) == 3:
+                raise KeyboardInterrupt
+        return real_write(path, text)
+
+    monkeypatch.setattr(cluster, "write_text", dies_on_the_third_state)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("digits400", digits_data, tmp_path, SMALL, progress=False,
+                     log=lambda *a: None)
+    monkeypatch.setattr(cluster, "write_text", real_write)
+    resumed = pipeline.run("digits400", digits_data, tmp_path, SMALL, progress=False,
+                           log=lambda *a: None)
+    assert resumed["rounds"] == results["rounds"]
+    assert resumed["metrics"] == results["metrics"]
+
+
+def test_a_torn_newest_snapshot_is_skipped_for_the_one_before(digits_data, tmp_path,
+                                                               monkeypatch):
+    """Caffe writes snapshots in place: a kill while it writes the second one
+    leaves it torn (0 bytes here); the rerun restores the first one and ends."""
+    from pathlib import Path
+
+    from dec import autoencoder
+    sched = SMALL.override(pretrain_iter=300, snapshot=100)
+    paths = [digits_data / "digits400_train", digits_data / "digits400_test"]
+    real_snapshot, calls = solve._snapshot, []
+
+    def killed_while_writing_the_second(solver, prefix):
+        calls.append(solver.iter)
+        if len(calls) == 2:
+            solver.snapshot()
+            Path(f"{prefix}_iter_{solver.iter}.solverstate").write_bytes(b"")
+            raise KeyboardInterrupt
+        real_snapshot(solver, prefix)
+
+    monkeypatch.setattr(solve, "_snapshot", killed_while_writing_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        autoencoder.pretrain(tmp_path, *paths, sched, log=lambda *a: None, progress=False)
+    prefix = tmp_path / "snapshots" / "stack1"
+    assert calls == [100, 200] and (tmp_path / "snapshots" / "stack1_iter_200.solverstate").exists()
+    assert [i for i, _ in solve.snapshots(prefix)] == [100]
+    monkeypatch.setattr(solve, "_snapshot", real_snapshot)
+    weights = autoencoder.pretrain(tmp_path, *paths, sched, log=lambda *a: None,
+                                   progress=False)
+    assert weights.exists() and not list((tmp_path / "snapshots").iterdir())
+
+
 def test_same_seed_gives_the_same_autoencoder(digits_data, tmp_path):
     quick = SMALL.override(pretrain_iter=20, finetune_iter=20)
     from dec import autoencoder
@@ -218,3 +278,28 @@ def test_interrupted_pretraining_stage_resumes_from_its_snapshot(digits_data, tm
     assert len(checks) == 1 + 3 * 3 + 1
     assert (tmp_path / "autoencoder.caffemodel").exists()
     assert not list((tmp_path / "snapshots").iterdir())
+
+
+def test_a_rerun_keeps_reviewed_class_folders_and_refuses_other_options(digits_run,
+                                                                        digits_data, tmp_path):
+    """Report §8.3: a person renames and prunes classes_<db>/ in place. A rerun
+    writes beside it, never over it; a stage made with other options is refused."""
+    run_dir, results = digits_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    classes = copy / "classes_digits400"
+    (classes / "3").rename(classes / "heritage")
+    victim = sorted((classes / "heritage").iterdir())[0]
+    victim.unlink()
+    before = sorted(str(p.relative_to(classes)) for p in classes.rglob("*"))
+    again = pipeline.run("digits400", digits_data, copy, SMALL, progress=False,
+                         log=lambda *a: None)
+    assert sorted(str(p.relative_to(classes)) for p in classes.rglob("*")) == before
+    assert again["outputs"]["classes"] == str(copy / "classes_digits400.2")
+    assert len(list((copy / "classes_digits400.2").glob("*/*.jpg"))) == 400
+    # an untouched folder is simply rewritten in place
+    pipeline.run("digits400", digits_data, copy, SMALL, progress=False, log=lambda *a: None)
+    assert not (copy / "classes_digits400.3").exists()
+    with pytest.raises(ValueError, match="made with other options .*pretrain_iter 600 → 700"):
+        pipeline.run("digits400", digits_data, copy, SMALL.override(pretrain_iter=700),
+                     progress=False, log=lambda *a: None)

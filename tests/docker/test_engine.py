@@ -280,3 +280,22 @@ def test_seek_on_lmdb_starts_at_the_first_key_not_below_it(tmp_path):
     net.forward()
     assert net.blobs["label"].data.tolist() == [3, 4, 0]
     assert net.blobs["data"].data[:, 2, 0, 0].tolist() == [120, 160, 0]   # red, BGR order
+
+
+def test_caffes_gemm_is_correct_with_the_chosen_blas_kernel(tmp_path):
+    """Whatever OpenBLAS kernel runs (blas_env may choose one for this CPU),
+    Caffe's GEMM (an InnerProduct) agrees with float64."""
+    caffe = engine.import_caffe()
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(64, 300)).astype(np.float32)
+    w = rng.normal(size=(200, 300)).astype(np.float32)
+    (tmp_path / "ip.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" '
+        'input_param { shape { dim: 64 dim: 300 } } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+        'inner_product_param { num_output: 200 bias_term: false } }\n')
+    net = caffe.Net(str(tmp_path / "ip.prototxt"), caffe.TEST)
+    net.params["ip"][0].data[...] = w
+    net.blobs["data"].data[...] = x
+    out = net.forward()["ip"]
+    assert rel_err(out, x.astype(np.float64) @ w.T.astype(np.float64)) < 1e-6

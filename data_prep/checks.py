@@ -1,0 +1,61 @@
+"""Checks on what a user hands in: option values (at parse time) and names
+from data (class names, data-set names) before they touch a path or a
+prototxt. Each failure is one line naming the value."""
+import argparse
+import math
+import re
+
+NAME = re.compile(r"^[^/\\\x00-\x1f\"]+$")
+
+
+def check_name(name, what="name"):
+    """A name that becomes one path component (a class folder, a data set):
+    no separators, no '.'/'..', no leading dot, no control characters or
+    quotes (they would end a prototxt string)."""
+    name = str(name)
+    if not name.strip() or not NAME.match(name) or name.startswith(".") or name != name.strip():
+        raise ValueError(f"invalid {what} {name!r}: use letters, digits, '-', '_' "
+                         "(no path separators, quotes or leading dot)")
+    return name
+
+
+def prototxt_path(path):
+    """A path written into a prototxt string: no quote, backslash or newline."""
+    text = str(path)
+    if any(c in text for c in '"\\\n\r'):
+        raise ValueError(f"path {text!r} has a quote, backslash or newline, which a "
+                         "prototxt cannot hold: rename or move it")
+    return text
+
+
+def _number(kind, low, inclusive, label):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (kind is float and not math.isfinite(value)) or value < low or \
+                (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text} must be {label}")
+        return value
+    return parse
+
+
+positive_int = _number(int, 0, False, "a whole number above 0")
+nonneg_int = _number(int, 0, True, "a whole number, 0 or more")
+positive_float = _number(float, 0.0, False, "a number above 0")
+nonneg_float = _number(float, 0.0, True, "a number, 0 or more")
+
+
+def split_ratios(text):
+    """'80/10/10', '0.7/0.1/0.2': three parts above 0, as fractions adding up to 1."""
+    try:
+        parts = [float(v) for v in text.split("/")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a/b/c") from None
+    if len(parts) != 3 or not all(math.isfinite(v) and v > 0 for v in parts):
+        raise argparse.ArgumentTypeError(f"{text}: three parts above 0, train/val/test")
+    total = sum(parts)
+    if not (abs(total - 1) < 1e-6 or abs(total - 100) < 1e-4):
+        raise argparse.ArgumentTypeError(f"{text}: the parts add up to {total:g}, not 1 or 100")
+    return tuple(v / total for v in parts)
