@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .checks import check_name, nonneg_float, nonneg_int, positive_float, positive_int, \
-    split_ratios
+    run_command, split_ratios
 
 SOURCES = ("digits", "fashion", "mnist", "stl", "photos")
 
@@ -271,16 +271,7 @@ def parser():
 
 
 def main(argv=None):
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit:                 # a bad value: argparse said it in one line
-        return exit.code
-    try:
-        args.handler(args)
-    except (OSError, ValueError, RuntimeError) as err:     # CaffeMissing is a RuntimeError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(parser(), argv)
 
 
 if __name__ == "__main__":

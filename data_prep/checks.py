@@ -4,6 +4,7 @@ prototxt. Each failure is one line naming the value."""
 import argparse
 import math
 import re
+import sys
 
 NAME = re.compile(r"^[^/\\\x00-\x1f\"]+$")
 
@@ -59,3 +60,18 @@ def split_ratios(text):
     if not (abs(total - 1) < 1e-6 or abs(total - 100) < 1e-4):
         raise argparse.ArgumentTypeError(f"{text}: the parts add up to {total:g}, not 1 or 100")
     return tuple(v / total for v in parts)
+
+
+def run_command(parser, argv=None):
+    """Parse and run a command line whose subcommands set `handler`: a bad value
+    ends in argparse's one line (exit 2), bad input in `error: ...` (exit 2)."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:
+        return exit.code
+    try:
+        args.handler(args)
+    except (OSError, ValueError, RuntimeError) as err:   # CaffeMissing, Diverged, Busy too
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

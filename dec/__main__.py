@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.checks import nonneg_float, nonneg_int, positive_float, positive_int
+from data_prep.checks import nonneg_float, nonneg_int, positive_float, positive_int, run_command
 
 
 def schedule_from_args(args, base=None):
@@ -46,7 +46,7 @@ def do_run(a):
     from data_prep import datasets
 
     from . import engine, pipeline
-    engine.use_device(a.gpu)
+    engine.use_device(a.gpu)          # --gpu on a CPU_ONLY build: a one-line error
     from .nets import paper_schedule
     meta = datasets.load_meta(a.data, a.name)
     base = paper_schedule(meta.get("source", a.name))
@@ -85,6 +85,9 @@ def do_demo(a):
 # ---- CaffeNet ----------------------------------------------------------------------------
 def do_train(a):
     from .caffenet import nets, train
+    if a.gpu is not None:
+        from .engine import check_gpu_build
+        check_gpu_build()
     solver = nets.REPORT_SOLVER.override(max_iter=a.max_iter, base_lr=a.base_lr,
                                          gamma=a.gamma, stepsize=a.stepsize,
                                          batch_size=a.batch,
@@ -174,19 +177,7 @@ def parser():
 
 
 def main(argv=None):
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit:                 # a bad value: argparse said it in one line
-        return exit.code
-    try:
-        if getattr(args, "gpu", None) is not None:
-            from .engine import check_gpu_build
-            check_gpu_build()
-        args.handler(args)
-    except (OSError, ValueError, RuntimeError) as err:  # CaffeMissing, Diverged too
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(parser(), argv)
 
 
 if __name__ == "__main__":

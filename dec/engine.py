@@ -43,6 +43,7 @@ def use_device(gpu=None):
     if gpu is None:
         caffe.set_mode_cpu()
     else:
+        check_gpu_build()
         caffe.set_device(int(gpu))
         caffe.set_mode_gpu()
     _device["gpu"] = gpu
