@@ -31,7 +31,7 @@ help:
 	@echo "make test-fast    the tests that need no Caffe (no Caffe build needed)"
 	@echo "make caffe        build BVLC Caffe + the DEC layer (CUDA=1 for a GPU build)"
 	@echo "make test-gpu     on a GPU machine: CUDA build, layer gtest and reference test on the GPU"
-	@echo "make supervised-demo  the supervised walkthrough on synthetic photos (CPU, ~10 min)"
+	@echo "make supervised-demo  the supervised walkthrough on synthetic photos (CPU, minutes)"
 	@echo "make fashion      DEC on all of Fashion-MNIST, CPU schedule of < 60 min (+ comparison)"
 	@echo "make mnist        DEC on MNIST, the paper's schedule (GPU=0 for a GPU; MNIST_DIR= for local files)"
 	@echo "make fetch PHOTOS=photos.txt OUT=photos/   download the heobs photos (resumable)"
@@ -127,22 +127,25 @@ photos-data: install
 	$(PY) -m data_prep data photos --photos $(PHOTOS_DIR) --name $(PHOTOS_NAME) --out $(DATA)
 
 # ---- the supervised walkthrough on a photo folder with a known answer ----------
-# 4 x 150 synthetic 200x150 photos (a coloured rectangle on noise; the colour is
-# the class), then the README's steps: labels, survey, window + resize,
-# prepare, CaffeNet from scratch on the CPU, evaluate, classify; and the same
-# training on class-ordered databases for contrast (report §4.1.4).
-# SUPERVISED_SOURCE=fashion SUPERVISED_CLASSES="1 2 7 8" uses Fashion-MNIST.
+# Synthetic photos (a coloured rectangle on noise; the colour is the class),
+# then the README's steps: labels, survey, window + resize, prepare, CaffeNet
+# from scratch on the CPU, evaluate, classify; and the same training on
+# class-ordered databases for contrast (report §4.1.4). Fashion-MNIST:
+# SUPERVISED_SOURCE=fashion SUPERVISED_CLASSES="1 2 7 8" SUPERVISED_SIZE="200 150".
 SUPERVISED ?= $(RUNS)/supervised-demo
 SUPERVISED_SOURCE ?= shapes
-SUPERVISED_CLASSES ?= 0 1 2 3
-SUPERVISED_TRAIN ?= --max-iter 100 --batch 20 --stepsize 1000 --test-interval 20 \
-  --snapshot 50 --display 5
+SUPERVISED_CLASSES ?= 0 1 2
+SUPERVISED_N ?= 40
+SUPERVISED_SIZE ?= 64 48
+SUPERVISED_WINDOW ?= 60 40 200 165
+SUPERVISED_TRAIN ?= --max-iter 40 --batch 12 --stepsize 1000 --test-interval 20 \
+  --snapshot 20 --display 5
 supervised-demo: caffe install
 	$(PY) -m data_prep export-photos $(SUPERVISED_SOURCE) --classes $(SUPERVISED_CLASSES) \
-	  -n 150 --out $(SUPERVISED)/photos
+	  -n $(SUPERVISED_N) --size $(SUPERVISED_SIZE) --out $(SUPERVISED)/photos
 	$(PY) -m data_prep labels --tree $(SUPERVISED)/photos --out $(SUPERVISED)/labels.csv
 	$(PY) -m data_prep survey --labels $(SUPERVISED)/labels.csv --png $(SUPERVISED)/survey.png
-	$(PY) -m data_prep resize --labels $(SUPERVISED)/labels.csv --window 200 120 200 165 \
+	$(PY) -m data_prep resize --labels $(SUPERVISED)/labels.csv --window $(SUPERVISED_WINDOW) \
 	  --out $(SUPERVISED)/resized
 	$(PY) -m data_prep prepare --labels $(SUPERVISED)/resized/labels.csv --split 80/10/10 \
 	  --out $(SUPERVISED)/dataset

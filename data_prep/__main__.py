@@ -45,9 +45,7 @@ def do_export(a):
 # ---- DEC's databases (report §3) -------------------------------------------------------
 def load_image_set(source, mnist_dir=None, limit=None):
     from . import datasets
-    if source == "shapes":
-        image_set = datasets.load_shapes()
-    elif source == "digits":
+    if source == "digits":
         image_set = datasets.load_digits()
     elif source == "fashion":
         image_set = datasets.load_fashion_mnist()
@@ -90,8 +88,9 @@ def make_data(a):
 
 def do_export_photos(a):
     from . import datasets
-    counts = datasets.write_photo_tree(load_image_set(a.source, a.mnist_dir), a.out, a.classes,
-                                       a.n, tuple(a.size), a.seed)
+    image_set = (datasets.load_shapes(a.n, tuple(a.size)) if a.source == "shapes"
+                 else load_image_set(a.source, a.mnist_dir))
+    counts = datasets.write_photo_tree(image_set, a.out, a.classes, a.n, tuple(a.size), a.seed)
     print(", ".join(f"{k} {v}" for k, v in counts.items()) + f" → {a.out}/<class>/")
 
 

@@ -172,9 +172,9 @@ def shape_image(rng, size, colour):
     return image.clip(0, 255).astype(np.uint8)
 
 
-def load_shapes(per_class=150, size=(200, 150), seed=0):
-    """Four classes a small CNN learns in tens of iterations from scratch (the
-    colour of the rectangle): the known answer of the supervised demo."""
+def load_shapes(per_class=150, size=(64, 48), seed=0):
+    """Four classes (the colour of the rectangle) that CaffeNet can learn from
+    scratch in tens of iterations: the known answer of the supervised demo."""
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for index, colour in enumerate(SHAPE_COLOURS.values()):

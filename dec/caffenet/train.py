@@ -4,6 +4,7 @@ from the newest snapshot.
 """
 import csv
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -14,13 +15,14 @@ import numpy as np
 from data_prep.caffe_tools import logging_env, tool
 from data_prep.files import locked, write_json, write_text
 
+from ..solve import Diverged
 from . import nets as caffenet
 
 
-TRAIN_LINE = re.compile(r"Iteration (\d+) \(.*\), loss = ([-+.\deE]+|nan|inf)")
+TRAIN_LINE = re.compile(r"Iteration (\d+) \(.*\), loss = ([-+]?(?:nan|inf)|[-+.\deE]+)")
 LR_LINE = re.compile(r"Iteration (\d+), lr = ([-+.\deE]+)")
 TEST_START = re.compile(r"Iteration (\d+), Testing net")
-TEST_OUTPUT = re.compile(r"Test net output #\d+: (\w+) = ([-+.\deE]+|nan|inf)")
+TEST_OUTPUT = re.compile(r"Test net output #\d+: (\w+) = ([-+]?(?:nan|inf)|[-+.\deE]+)")
 
 
 def parse_log(text):
@@ -124,13 +126,25 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
             tqdm(total=solver.max_iter, desc="caffe train", unit="it", disable=not progress) as bar:
         proc = subprocess.Popen([str(tool("caffe")), "train"] + args, env=logging_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in proc.stdout:
-            log_file.write(line)
-            if m := TRAIN_LINE.search(line):
-                bar.n = int(m[1])
-                bar.set_postfix(loss=m[2])
-                bar.refresh()
-        if proc.wait() != 0:
+        try:
+            for line in proc.stdout:
+                log_file.write(line)
+                if m := TRAIN_LINE.search(line):
+                    bar.n = int(m[1])
+                    bar.set_postfix(loss=m[2])
+                    bar.refresh()
+                    if not math.isfinite(float(m[2])):
+                        # Caffe trains on with NaN (and its Accuracy layer then
+                        # corrupts memory): stop at once; earlier snapshots stay.
+                        last = newest_snapshot(run_dir / "snapshots", log=lambda *a: None)
+                        raise Diverged(f"CaffeNet: loss is {m[2]} at iteration {m[1]} "
+                                       f"(base_lr {solver.base_lr}); lower --base-lr"
+                                       + (f"; last snapshot: {last}" if last else ""))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if proc.returncode != 0:
             raise RuntimeError(f"caffe train failed; see {log_path}")
     rows, tests = parse_log(log_path.read_text())
     with open(run_dir / "curves.csv", "w", newline="") as f:

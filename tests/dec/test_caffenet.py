@@ -203,3 +203,25 @@ def test_evaluate_refuses_a_dataset_of_other_classes(trained, tmp_path):
         classify.evaluate(root / "run", other)
     with pytest.raises(ValueError, match="is a run on"):
         caffenet_train.train(other, root / "run", progress=False, log=lambda *a: None)
+
+
+def test_parse_log_reads_nan_losses():
+    train, test = caffenet_train.parse_log(
+        "I1128 solver.cpp:218] Iteration 55 (0.85 iter/s, 5.8s/5 iters), loss = -nan\n"
+        "I1128 solver.cpp:397]     Test net output #1: loss = -nan (* 1 = -nan loss)\n")
+    assert np.isnan(train[0]["loss"]) and train[0]["iteration"] == 55
+
+
+@pytest.mark.caffe
+def test_a_diverging_training_stops_with_one_line(trained, tmp_path):
+    """Caffe trains on with NaN losses; train stops it at the first one."""
+    from dec.solve import Diverged
+    root, _, _, _, _ = trained
+    solver = caffenet.REPORT_SOLVER.override(max_iter=200, base_lr=50.0, batch_size=12,
+                                             test_batch_size=12, test_interval=200,
+                                             snapshot=200, display=1)
+    with pytest.raises(Diverged, match="loss is .*nan.* lower --base-lr"):
+        caffenet_train.train(root / "dataset", tmp_path / "run", solver, progress=False,
+                             log=lambda *a: None)
+    rows, _ = caffenet_train.parse_log((tmp_path / "run" / "train.log").read_text())
+    assert rows[-1]["iteration"] < 200

@@ -63,3 +63,15 @@ def test_nmi_is_decs_geometric_normalisation():
     assert got["nmi"] == pytest.approx(mutual / np.sqrt(entropy(pa) * entropy(pb)))
     assert got["nmi_arithmetic"] == pytest.approx(mutual / ((entropy(pa) + entropy(pb)) / 2))
     assert got["nmi"] != pytest.approx(got["nmi_arithmetic"])
+
+
+def test_samples_without_a_class_are_left_out_of_the_scores():
+    """Photos without a class prefix are labelled -1: scored on the others."""
+    y_true = np.array([0, 0, 1, 1, -1, -1, 2, 2])
+    y_pred = np.array([1, 1, 0, 0, 2, 0, 2, 2])
+    known = y_true >= 0
+    assert metrics.scores(y_true, y_pred) == metrics.scores(y_true[known], y_pred[known])
+    assert metrics.scores(y_true, y_pred)["acc"] == 1.0
+    counts = metrics.confusion(y_true, y_pred, n_true=4, n_pred=3)   # class 3 absent
+    assert counts.shape == (4, 3) and counts.sum() == 6
+    assert metrics.confusion_table(counts, ["a", "b", "c", "d"]).count("\n") >= 4
