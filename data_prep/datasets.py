@@ -110,6 +110,9 @@ def load_digits():
 
 def subset(image_set, n, seed=PERMUTATION_SEED):
     """A seeded random subset of n samples, keeping a 4/5 train split."""
+    if n < 2:
+        raise ValueError(f"a subset of {n} sample: the autoencoder needs at least one to "
+                         "train on and one to test on (--limit 2 or more)")
     if n >= len(image_set.images):
         return image_set
     index = np.random.RandomState(seed).permutation(len(image_set.images))[:n]

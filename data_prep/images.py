@@ -30,20 +30,36 @@ def load_photo(path, size):
         return np.asarray(im, dtype=np.uint8)
 
 
-def list_photos(source):
-    """Image files of a folder, or the 'ok' files of a fetch manifest folder."""
+def usable_name(path):
+    """A file name every later step can write (CSV, listings, prototxt): UTF-8,
+    no line breaks."""
+    name = Path(path).name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\n" not in name and "\r" not in name
+
+
+def list_photos(source, log=print):
+    """Image files of a folder, or the 'ok' files of a fetch manifest folder.
+    A file whose name is not UTF-8 or holds a line break is reported and left out."""
     source = Path(source)
     if not source.is_dir():
         raise FileNotFoundError(f"{source} is not a folder of images")
     manifest = source / "manifest.sqlite"
     if manifest.exists():
         from . import photos
-        con = photos.open_manifest(source)
+        con = photos.open_manifest(source, create=False)
         files = [source / r["file"] for r in photos.rows(con, "status = 'ok'")]
         con.close()
     else:
         files = sorted(p for p in source.iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    for path in files:
+        if not usable_name(path):
+            log(f"skipped {ascii(str(path))}: the file name is not UTF-8 or holds a line break")
+    files = [path for path in files if usable_name(path)]
     if not files:
         raise ValueError(f"{source}: no images found")
     return files

@@ -56,9 +56,15 @@ def parse_photos(path):
     """Read photos.txt. The uuid is before the first '|', the language after
     the last; everything between is the description (it may hold '|')."""
     listing = Listing()
-    with open(path, encoding="utf-8-sig", errors="strict", newline=None) as f:
+    with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
-            line = raw.strip()
+            try:                     # one bad byte spoils its line, not the file
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError as err:
+                listing.lines += 1
+                listing.malformed.append((number, f"not UTF-8 ({err.reason} at byte "
+                                                  f"{err.start})", raw.decode("utf-8", "replace")))
+                continue
             if not line:
                 listing.blank += 1
                 continue

@@ -97,7 +97,7 @@ class PhotoServer(BaseHTTPRequestHandler):
         elif kind == "reset":
             self.close_connection = True  # no response at all
         elif kind == "slow":
-            time.sleep(1.0)
+            self.release.wait(60)      # answers only after the client gave up (no race)
             self.send_body(JPEG)
         elif kind == "truncated-with-length":
             self.send_body(JPEG[: len(JPEG) // 2], length=len(JPEG))
@@ -122,6 +122,7 @@ def server():
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}/photo/"
+    PhotoServer.release.set()
     httpd.shutdown()
     httpd.server_close()
 
@@ -172,8 +173,10 @@ def test_fault_injection_statuses_reasons_and_retries(server, tmp_path):
     lines = [f"{u} | photo {i} | eng" for i, u in enumerate(ids)] + [f"{OK_JPEG} | ảnh | vie"]
     (tmp_path / "photos.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    summary = photos.fetch(tmp_path / "photos.txt", out, config(base), progress=False,
-                           log=lambda *a: None)
+    # A 2 s timeout: the slow answer never comes in time, and every other one
+    # does, however busy the machine.
+    summary = photos.fetch(tmp_path / "photos.txt", out, config(base, timeout=2.0),
+                           progress=False, log=lambda *a: None)
     m = manifest(out)
     status = {u: (m[u]["status"], m[u]["reason"]) for u in ids}
     assert status[OK_JPEG] == ("ok", None) and status[OK_PNG] == ("ok", None)

@@ -150,3 +150,38 @@ def test_the_blas_kernel_is_chosen_only_where_openblas_does_not_know_the_cpu():
     assert core_for("Prescott", {"avx2", "fma"}) == "Haswell"
     assert core_for("Prescott", {"sse2"}) is None
     assert core_for("Zen", avx512) is None and core_for("SkylakeX", avx512) is None
+
+
+def test_odd_bytes_in_photos_txt_and_odd_file_names_are_skipped_not_fatal(tmp_path):
+    import os
+
+    from data_prep import photos
+    good = "5a36f382-dbdf-11e6-95fd-000000000001 | photo | eng\n".encode()
+    bad = b"5a36f382-dbdf-11e6-95fd-000000000002 | caf\xe9 | fra\n"
+    (tmp_path / "photos.txt").write_bytes(good + bad)
+    listing = photos.parse_photos(tmp_path / "photos.txt")
+    assert len(listing.photos) == 1 and listing.malformed[0][0] == 2
+    assert "not UTF-8" in listing.malformed[0][1]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (10, 10)).save(folder / "fine.jpg")
+    Image.new("RGB", (10, 10)).save(folder / "two\nlines.jpg")
+    Image.new("RGB", (10, 10)).save(os.path.join(os.fsencode(folder), b"latin\xe9.jpg"))
+    logged = []
+    assert [p.name for p in images.list_photos(folder, log=logged.append)] == ["fine.jpg"]
+    assert len(logged) == 2
+
+
+def test_a_data_set_name_cannot_leave_the_output_folder(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "photos" / "a.jpg")
+    assert main(["data", "photos", "--photos", str(tmp_path / "photos"), "--name", "../../X",
+                 "--out", str(tmp_path / "out" / "data")]) == 2
+    assert "invalid data set name" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("X*"))
+    assert main(["data", "digits", "--limit", "1", "--out", str(tmp_path / "d")]) == 2
+
+
+def test_class_names_with_blanks_survive_classes_txt(tmp_path):
+    (tmp_path / "classes.txt").write_text("old town\nriver side\n")
+    assert image_datasets.read_classes(tmp_path / "classes.txt") == ["old town", "river side"]

@@ -1,6 +1,7 @@
 """DEC end to end on small real data, on CPU."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,8 +164,6 @@ def test_a_torn_newest_snapshot_is_skipped_for_the_one_before(digits_data, tmp_p
                                                                monkeypatch):
     """Caffe writes snapshots in place: a kill while it writes the second one
     leaves it torn (0 bytes here); the rerun restores the first one and ends."""
-    from pathlib import Path
-
     from dec import autoencoder
     sched = SMALL.override(pretrain_iter=300, snapshot=100)
     paths = [digits_data / "digits400_train", digits_data / "digits400_test"]
@@ -303,3 +302,41 @@ def test_a_rerun_keeps_reviewed_class_folders_and_refuses_other_options(digits_r
     with pytest.raises(ValueError, match="made with other options .*pretrain_iter 600 → 700"):
         pipeline.run("digits400", digits_data, copy, SMALL.override(pretrain_iter=700),
                      progress=False, log=lambda *a: None)
+
+
+def test_photos_partly_labelled_with_a_class_absent_and_a_resumed_stage(tmp_path, monkeypatch):
+    """Photos without a class prefix (-1) and no 'other' photo (the highest
+    class absent): the run scores the labelled ones, writes a 4-class
+    confusion, lists only files it wrote, and says which stage it resumed."""
+    from PIL import Image
+
+    from data_prep import feature_data
+    rng = np.random.default_rng(4)
+    (tmp_path / "photos").mkdir()
+    for i in range(30):
+        name = ("heritage", "being", "scenery", "holiday")[i % 4]
+        pixels = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+        pixels[:, :, i % 3] = 250
+        Image.fromarray(pixels).save(tmp_path / "photos" / f"{name}_{i:02d}.jpg")
+    feature_data.make_photo_databases(tmp_path / "photos", tmp_path / "data", progress=False,
+                                      log=lambda *a: None)
+    meta = datasets.load_meta(tmp_path / "data", "custom")
+    sched = SMALL.override(dims=(meta["dim"], 32, 32, 64, 4), pretrain_iter=200,
+                           finetune_iter=100, snapshot=100, max_rounds=2)
+    real_snapshot = solve._snapshot
+
+    def stop_after_the_first(solver, prefix):
+        real_snapshot(solver, prefix)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(solve, "_snapshot", stop_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("custom", tmp_path / "data", tmp_path / "run", sched, progress=False,
+                     log=lambda *a: None)
+    monkeypatch.setattr(solve, "_snapshot", real_snapshot)
+    results = pipeline.run("custom", tmp_path / "data", tmp_path / "run", sched,
+                           progress=False, log=lambda *a: None)
+    assert results["resumed"] == ["stack1"]
+    assert results["labelled_samples"] == 23 and 0 <= results["metrics"]["acc"] <= 1
+    assert len(results["confusion"]) == 4 and sum(map(sum, results["confusion"])) == 23
+    assert all(Path(p).exists() for p in results["outputs"].values())
