@@ -19,7 +19,7 @@ from ..solve import Diverged
 from . import nets as caffenet
 
 
-TRAIN_LINE = re.compile(r"Iteration (\d+) \(.*\), loss = ([-+]?(?:nan|inf)|[-+.\deE]+)")
+TRAIN_LINE = re.compile(r"Iteration (\d+)(?: \(.*\))?, loss = ([-+]?(?:nan|inf)|[-+.\deE]+)")
 LR_LINE = re.compile(r"Iteration (\d+), lr = ([-+.\deE]+)")
 TEST_START = re.compile(r"Iteration (\d+), Testing net")
 TEST_OUTPUT = re.compile(r"Test net output #\d+: (\w+) = ([-+]?(?:nan|inf)|[-+.\deE]+)")

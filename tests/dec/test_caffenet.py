@@ -27,10 +27,12 @@ def test_parse_log_reads_caffe_lines():
         "I1128 solver.cpp:330] Iteration 10, Testing net (#0)",
         "I1128 solver.cpp:397]     Test net output #0: accuracy = 0.75",
         "I1128 solver.cpp:397]     Test net output #1: loss = 0.61 (* 1 = 0.61 loss)",
-        "I1128 solver.cpp:218] Iteration 10 (2 iter/s, 5s/5 iters), loss = 0.52"])
+        "I1128 solver.cpp:218] Iteration 10 (2 iter/s, 5s/5 iters), loss = 0.52",
+        "I1128 solver.cpp:327] Iteration 20, loss = 0.31"])   # the last one, at the end
     train, test = caffenet_train.parse_log(log)
     assert train == [{"iteration": 0, "loss": 1.0986, "lr": 0.01},
-                     {"iteration": 10, "loss": 0.52, "lr": None}]
+                     {"iteration": 10, "loss": 0.52, "lr": None},
+                     {"iteration": 20, "loss": 0.31, "lr": None}]
     assert test == [{"iteration": 10, "accuracy": 0.75, "loss": 0.61}]
 
 
@@ -70,7 +72,7 @@ def test_prepare_skips_the_corrupt_image_and_caffe_reads_the_databases(trained):
 def test_short_training_run_lowers_the_loss_and_keeps_the_curve(trained):
     root, _, rows, tests, messages = trained
     assert any("from scratch" in m for m in messages)
-    assert [r["iteration"] for r in rows][:3] == [0, 5, 10] and rows[-1]["iteration"] == 35
+    assert [r["iteration"] for r in rows][:3] == [0, 5, 10] and rows[-1]["iteration"] == 40
     # It learns (the report's lr 0.001, from scratch): the loss ends clearly
     # below chance, ln(3) for three classes, and validation is well above 1/3.
     assert np.mean([r["loss"] for r in rows[-3:]]) < 0.7 * np.log(3)
@@ -155,7 +157,7 @@ def test_training_resumes_from_the_newest_snapshot(trained, tmp_path):
     assert messages[-1] == "resuming from caffenet_iter_10.solverstate"
     log = (tmp_path / "run" / "train.log").read_text()
     assert "Resuming from" in log and "caffenet_iter_10.solverstate" in log
-    assert [r["iteration"] for r in rows][-2:] == [10, 15]
+    assert [r["iteration"] for r in rows][-3:] == [10, 15, 20]
     assert (tmp_path / "run" / "snapshots" / "caffenet_iter_20.caffemodel").exists()
 
 
