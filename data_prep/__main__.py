@@ -19,11 +19,9 @@ SOURCES = ("digits", "fashion", "mnist", "stl", "photos")
 # ---- photos.txt → images (report §2) --------------------------------------------------
 def do_fetch(a):
     from . import photos
-    if a.concurrency < 1:
-        raise ValueError("--concurrency must be at least 1")
     config = photos.FetchConfig(base_url=a.base_url, size=a.size, concurrency=a.concurrency,
                                 timeout=a.timeout, retries=a.retries, backoff=a.backoff,
-                                max_rate=a.max_rate)
+                                max_rate=a.max_rate, max_bytes=a.max_bytes)
     print(photos.format_summary(photos.fetch(a.photos_txt, a.out, config,
                                              progress=not a.quiet)))
 
@@ -75,7 +73,8 @@ def make_data(a):
     elif a.source == "photos":
         if not a.photos:
             raise FileNotFoundError("photos need --photos FOLDER")
-        result = feature_data.make_photo_databases(a.photos, a.out, check_name(a.name, "data set name"), tuple(a.size),
+        name = check_name(a.name, "data set name")
+        result = feature_data.make_photo_databases(a.photos, a.out, name, tuple(a.size),
                                                    tuple(a.cmap))
         print(f"{a.name}: {result['written']} photos written, "
               f"{len(result['skipped'])} skipped → {a.out}")

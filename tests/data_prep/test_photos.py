@@ -321,3 +321,12 @@ def test_a_body_over_the_cap_is_refused_not_buffered(server, tmp_path):
     assert {r["status"] for r in rows.values()} == {"broken"}
     assert all(r["reason"].startswith("too large") for r in rows.values())
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == []
+
+
+def test_the_command_line_hands_max_bytes_to_the_fetcher(server, tmp_path):
+    from data_prep.__main__ import main
+    _, base = server
+    (tmp_path / "photos.txt").write_text(f"{uid(1)} | a | eng\n")
+    assert main(["fetch", str(tmp_path / "photos.txt"), "--out", str(tmp_path / "out"),
+                 "--base-url", base, "--max-bytes", "100", "--quiet"]) == 0
+    assert manifest(tmp_path / "out")[uid(1)]["reason"].startswith("too large")
