@@ -74,4 +74,8 @@ def run_command(parser, argv=None):
     except (OSError, ValueError, RuntimeError) as err:   # CaffeMissing, Diverged, Busy too
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was finished is kept; the same command resumes",
+              file=sys.stderr)
+        return 130
     return 0

@@ -15,6 +15,7 @@ import http.client
 import io
 import json
 import os
+import queue
 import random
 import re
 import sqlite3
@@ -22,7 +23,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -347,6 +347,30 @@ def clean_partials(out_dir):
         leftover.unlink()
 
 
+def start_workers(todo, out_dir, config, limiter, stop):
+    """config.concurrency daemon threads fetch the uuids of `todo`; each outcome
+    comes back on the returned queue (an unexpected error as a 'failed' one).
+    Daemon threads: an interrupted process does not wait for them."""
+    work, results = queue.Queue(), queue.Queue()
+    for uuid in todo:
+        work.put(uuid)
+
+    def worker():
+        while not stop.is_set():
+            try:
+                uuid = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results.put(fetch_one(uuid, out_dir, config, limiter, stop))
+            except Exception as err:          # a bug or an odd answer: this photo only
+                results.put(Outcome(uuid, "failed", reason=f"{err.__class__.__name__}: {err}"))
+
+    for _ in range(min(config.concurrency, max(1, len(todo)))):
+        threading.Thread(target=worker, daemon=True).start()
+    return results
+
+
 def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
     """The whole fetch step; returns the summary (also written as summary.json)."""
     from tqdm import tqdm
@@ -369,34 +393,28 @@ def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
     bar = tqdm(total=len(todo), desc="fetch", unit="img", disable=not progress,
                dynamic_ncols=True)
     last_commit = time.monotonic()
+    results = start_workers(todo, out_dir, config, limiter, stop)
     try:
-        with ThreadPoolExecutor(config.concurrency) as pool:
-            try:
-                pending = set()
-                queue = iter(todo)
-                for uuid in queue:
-                    pending.add(pool.submit(fetch_one, uuid, out_dir, config, limiter, stop))
-                    if len(pending) >= config.concurrency * 2:
-                        break
-                while pending:
-                    # Wakes at least once a second, so that what finished is committed
-                    # even while every download in flight stalls.
-                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        outcome = future.result()
-                        if outcome.reason != "interrupted":
-                            record(con, outcome)
-                        fetched_bytes += outcome.bytes or 0
-                        bar.update(1)
-                        nxt = next(queue, None)
-                        if nxt is not None:
-                            pending.add(pool.submit(fetch_one, nxt, out_dir, config, limiter, stop))
+        for _ in range(len(todo)):
+            while True:
+                try:       # wakes each second: what finished is committed even in a stall
+                    outcome = results.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    pass
+                finally:
                     if time.monotonic() - last_commit > 1.0:
                         con.commit()
                         last_commit = time.monotonic()
-            except BaseException:
-                stop.set()   # before the pool waits: queued and running work ends now
-                raise
+            if outcome.reason != "interrupted":
+                record(con, outcome)
+            fetched_bytes += outcome.bytes or 0
+            bar.update(1)
+    except BaseException:
+        # Ctrl-C: the queue stops at once; the downloads in flight are left to
+        # their daemon threads (their .partial files go on the next run).
+        stop.set()
+        raise
     finally:
         con.commit()
         bar.close()

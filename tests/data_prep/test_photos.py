@@ -330,3 +330,29 @@ def test_the_command_line_hands_max_bytes_to_the_fetcher(server, tmp_path):
     assert main(["fetch", str(tmp_path / "photos.txt"), "--out", str(tmp_path / "out"),
                  "--base-url", base, "--max-bytes", "100", "--quiet"]) == 0
     assert manifest(tmp_path / "out")[uid(1)]["reason"].startswith("too large")
+
+
+def test_ctrl_c_stops_fetch_at_once_and_keeps_what_finished(server, tmp_path):
+    """Every request past the 6th is held by the server; Ctrl-C must not wait
+    for them (the old pool waited for each to time out, 60 s here)."""
+    _, base = server
+    PhotoServer.hold_after = 6
+    ids = [uid(3000 + i) for i in range(40)]
+    (tmp_path / "photos.txt").write_text("".join(f"{u} | p | eng\n" for u in ids))
+    cmd = [sys.executable, "-m", "data_prep", "fetch", str(tmp_path / "photos.txt"),
+           "--base-url", base, "--concurrency", "4", "--timeout", "60", "--quiet",
+           "--out", str(tmp_path / "out")]
+    victim = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    deadline = time.monotonic() + 120
+    while sum(map(len, PhotoServer.requests.values())) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)                               # waits for a condition, bounded
+    victim.send_signal(signal.SIGINT)
+    try:
+        err = victim.communicate(timeout=30)[1]        # far below the held requests' 60 s
+    finally:
+        victim.kill()
+        PhotoServer.release.set()
+    assert victim.returncode == 130 and "interrupted" in err
+    done = [r for r in manifest(tmp_path / "out").values() if r["status"] == "ok"]
+    assert len(done) == 6
