@@ -131,7 +131,8 @@ def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
     total_path, img_path = out_dir / f"{name}_total", out_dir / f"{name}_img"
     previews = []
     with db.Writer(total_path) as total, db.Writer(img_path) as img, \
-            Parallel(n_jobs=-1, return_as="generator") as parallel, \
+            Parallel(n_jobs=-1, return_as="generator",
+                     initializer=features.die_with_parent) as parallel, \
             tqdm(total=len(files), desc="photos", unit="img", disable=not progress) as bar:
         for start in range(0, len(files), CHUNK):
             for path, image, feature, error in parallel(delayed(work)(p)

@@ -124,6 +124,20 @@ def feature_length(shape, sbin=8, cmap_size=STL_CMAP_SIZE):
             + cmap_size[0] * cmap_size[1] * 2)
 
 
+def die_with_parent():
+    """joblib worker initializer: the kernel ends the worker when the process
+    that started it dies, kill -9 included (loky's idle workers outlived it)."""
+    import ctypes
+    import os
+    import signal
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return                                     # not Linux: loky's own timeout
+    if os.getppid() == 1:                          # the parent died before prctl
+        os._exit(1)
+
+
 def dec_features(images, sbin=8, cmap_size=STL_CMAP_SIZE, n_jobs=-1, progress=True):
     """dec_feature of many images (same size), in parallel with joblib."""
     from joblib import Parallel, delayed
@@ -135,7 +149,8 @@ def dec_features(images, sbin=8, cmap_size=STL_CMAP_SIZE, n_jobs=-1, progress=Tr
     def block(start):
         return np.stack([dec_feature(im, sbin, cmap_size) for im in images[start:start + chunk]])
 
-    parts = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(block)(s) for s in starts)
+    parts = Parallel(n_jobs=n_jobs, return_as="generator", initializer=die_with_parent)(
+        delayed(block)(s) for s in starts)
     out = []
     with tqdm(total=len(images), desc="features", unit="img", disable=not progress,
               leave=False) as bar:

@@ -299,6 +299,11 @@ def test_verify_finds_missing_changed_and_undecodable_files(server, tmp_path):
     assert [m[u]["status"] for u in ids] == ["broken", "broken", "broken", "ok"]
     photos.fetch(tmp_path / "photos.txt", out, config(base), progress=False, log=lambda *a: None)
     assert all(r["status"] == "ok" for r in manifest(out).values())
+    from data_prep.__main__ import main                 # the command's exit code says it
+    assert main(["verify", "--out", str(out)]) == 0
+    (out / f"{ids[3]}.jpg").unlink()
+    assert main(["verify", "--out", str(out)]) == 2
+    photos.fetch(tmp_path / "photos.txt", out, config(base), progress=False, log=lambda *a: None)
     path, count = photos.export(out)
     rows = path.read_text(encoding="utf-8").splitlines()
     assert count == 4 and rows[0] == "uuid,file,width,height,description_eng"

@@ -185,3 +185,53 @@ def test_a_data_set_name_cannot_leave_the_output_folder(tmp_path, capsys):
 def test_class_names_with_blanks_survive_classes_txt(tmp_path):
     (tmp_path / "classes.txt").write_text("old town\nriver side\n")
     assert image_datasets.read_classes(tmp_path / "classes.txt") == ["old town", "river side"]
+
+
+def children(pid):
+    """{pid: command line} of the processes whose parent is `pid` (Linux /proc)."""
+    import os
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            found[int(entry)] = command
+    return found
+
+
+def test_kill_9_of_data_photos_leaves_no_worker_processes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    for i in range(1500):
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(
+            tmp_path / "photos" / f"heritage_{i}.jpg")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    victim = subprocess.Popen([sys.executable, "-m", "data_prep", "data", "photos", "--photos",
+                               str(tmp_path / "photos"), "--out", str(tmp_path / "data")],
+                              cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.monotonic() + 120, {}
+    while not workers and victim.poll() is None and time.monotonic() < deadline:
+        workers = {p: c for p, c in children(victim.pid).items() if "LokyProcess" in c}
+        time.sleep(0.05)                                # waits for a condition, bounded
+    assert workers, "the run ended before its workers were seen"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    deadline = time.monotonic() + 60
+    while any(os.path.exists(f"/proc/{p}") for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [p for p in workers if os.path.exists(f"/proc/{p}")]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert alive == []
