@@ -141,6 +141,8 @@ SUPERVISED_WINDOW ?= 60 40 200 165
 SUPERVISED_TRAIN ?= --max-iter 40 --batch 12 --stepsize 1000 --test-interval 20 \
   --snapshot 20 --display 5
 supervised-demo: caffe install
+	@test ! -e $(SUPERVISED) || { echo "$(SUPERVISED) exists (its steps never overwrite a \
+	folder): remove it, or SUPERVISED=another/folder"; exit 2; }
 	$(PY) -m data_prep export-photos $(SUPERVISED_SOURCE) --classes $(SUPERVISED_CLASSES) \
 	  -n $(SUPERVISED_N) --size $(SUPERVISED_SIZE) --out $(SUPERVISED)/photos
 	$(PY) -m data_prep labels --tree $(SUPERVISED)/photos --out $(SUPERVISED)/labels.csv

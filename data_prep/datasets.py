@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import db
-from .files import write_json
+from .files import finish_folder, new_folder, write_json
 
 # DEC's make_mnist_data: X = pixels * 0.02 (so bytes 0..255 → 0..5.1).
 PIXEL_SCALE = 0.02
@@ -197,9 +197,10 @@ def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
     """A photo folder with a known answer, for the supervised walkthrough
     offline: `per_class` seeded random images of each class index in `classes`,
     resized (BICUBIC) to `size` (width, height) and written as RGB JPEGs to
-    <out_dir>/<class name>/<class name>_<n>.jpg. Returns {class name: count}."""
+    <out_dir>/<class name>/<class name>_<n>.jpg, a new folder built beside and
+    renamed into place. Returns {class name: count}."""
     from PIL import Image
-    out_dir = Path(out_dir)
+    partial = new_folder(out_dir)
     rng = np.random.RandomState(seed)
     counts = {}
     for index in classes:
@@ -209,13 +210,12 @@ def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
         members = np.flatnonzero(image_set.labels == index)
         if len(members) < per_class:
             raise ValueError(f"class {name} has {len(members)} images, fewer than {per_class}")
-        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        (partial / name).mkdir()
         for n, i in enumerate(rng.choice(members, per_class, replace=False)):
             pixels = image_set.images[i]
             image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-            target = out_dir / name / f"{name}_{n:05d}.jpg"
-            tmp = target.with_name(target.name + ".tmp")
-            image.convert("RGB").resize(size, Image.BICUBIC).save(tmp, "JPEG", quality=90)
-            tmp.replace(target)
+            image.convert("RGB").resize(size, Image.BICUBIC).save(
+                partial / name / f"{name}_{n:05d}.jpg", "JPEG", quality=90)
         counts[name] = per_class
+    finish_folder(partial, out_dir)
     return counts

@@ -8,13 +8,31 @@ import shutil
 from pathlib import Path
 
 
+@contextlib.contextmanager
+def atomic(path):
+    """A temporary path beside `path` to write to; renamed over `path` when the
+    block ends, removed on an error or interrupt. It keeps the suffix, for
+    writers that go by it (numpy, PIL)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_text(path, text):
     """Write beside the target, then rename over it."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def copy_file(source, path):
+    with atomic(path) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(path)
 
 
 def write_json(path, obj):

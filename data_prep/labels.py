@@ -5,14 +5,13 @@ DEC's exported cluster folders once renamed, and the review folders of
 DEC loader), and a seeded random sample to label by hand.
 """
 import csv
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from .files import finish_folder, new_folder, unique_path
+from .files import atomic, finish_folder, new_folder, unique_path
 from .images import IMAGE_SUFFIXES, list_photos
 
 PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
@@ -84,14 +83,11 @@ def unlabelled(folder):
 
 
 def write_labels(items, path):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label"])
         writer.writerows((str(p), label) for p, label in items)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def read_labels(path):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .files import write_json
+from .files import atomic, write_json
 
 DEFAULT_BASE_URL = "https://cdn.heobs.org/photo/"
 SIZES = ("thumbnail", "small", "medium", "large")  # the CDN's ?size= (heobs client code)
@@ -491,13 +491,11 @@ def export(out_dir, csv_path=None):
     con.close()
     langs = sorted({lang for r in ok for lang in json.loads(r["descriptions"])})
     csv_path = Path(csv_path or out_dir / "photos.csv")
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["uuid", "file", "width", "height"] + [f"description_{l}" for l in langs])
         for r in ok:
             d = json.loads(r["descriptions"])
             writer.writerow([r["uuid"], r["file"], r["width"], r["height"]]
                             + [d.get(l, "") for l in langs])
-    os.replace(tmp, csv_path)
     return csv_path, len(ok)

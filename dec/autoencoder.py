@@ -4,14 +4,12 @@ end-to-end fine-tuning (pretrain.py), and embedding with the deploy net.
 Each stage writes its weights to the run folder; a finished stage is skipped
 when the run is started again, an unfinished one resumes from its snapshot.
 """
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from . import nets, solve
-from data_prep.files import write_text
+from data_prep.files import copy_file, write_text
 
 from .engine import import_caffe, solver_mode
 
@@ -108,9 +106,7 @@ def use_given(weights, run_dir, dims, log=print):
         if final.read_bytes() != weights.read_bytes():
             raise ValueError(f"{run_dir} already has another autoencoder; use a new --run")
         return final
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.copyfile(weights, tmp)
-    os.replace(tmp, final)
+    copy_file(weights, final)
     log(f"autoencoder: given ({weights}), pretraining skipped")
     return final
 

@@ -10,7 +10,6 @@ disk, so an interrupted run resumes from its last finished round.
 """
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from data_prep import db
-from data_prep.files import write_text
+from data_prep.files import atomic, write_text
 
 from . import metrics, multi_t, nets, solve
 from .autoencoder import embed, read_params
@@ -26,9 +25,8 @@ from .engine import import_caffe, solver_mode
 
 
 def _atomic_npy(path, array):
-    tmp = Path(str(path) + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        np.save(tmp, array)
 
 
 def initial_centres(features, n_clusters, sched):
@@ -83,13 +81,11 @@ class ClusterRun:
     def write_history(self, history):
         if not history:
             return
-        tmp = self.dir / "rounds.csv.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic(self.dir / "rounds.csv") as tmp, open(tmp, "w", newline="") as f:
             fields = list(dict.fromkeys(key for row in history for key in row))
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(history)
-        os.replace(tmp, self.dir / "rounds.csv")
 
     # ---- steps -----------------------------------------------------------------
     def start(self, autoencoder_weights):

@@ -10,7 +10,6 @@ Everything lands in one run folder:
 """
 import csv
 import json
-import os
 import platform
 import shutil
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import datasets, db
-from data_prep.files import locked, write_json, write_text
+from data_prep.files import atomic, copy_file, locked, write_json, write_text
 
 from . import autoencoder, export, metrics, multi_t
 from .cluster import ClusterRun
@@ -159,18 +158,18 @@ def write_outputs(run_dir, name, meta, img_db, result, labels, log=print):
     y_pred, q = result["y_pred"], result["q"]
     summary = {}
     # The deploy net and the learned model, for `predict`.
-    shutil.copyfile(run_dir / "dec" / "deploy.prototxt", run_dir / "deploy.prototxt")
-    shutil.copyfile(result["weights"], run_dir / "dec.caffemodel")
+    copy_file(run_dir / "dec" / "deploy.prototxt", run_dir / "deploy.prototxt")
+    copy_file(result["weights"], run_dir / "dec.caffemodel")
     centres = autoencoder.read_params(result["weights"], "loss")[0]
-    np.save(run_dir / "centres.npy", centres.reshape(centres.shape[-2:]))
+    with atomic(run_dir / "centres.npy") as tmp:
+        np.save(tmp, centres.reshape(centres.shape[-2:]))
 
-    with open(run_dir / "predictions.csv.tmp", "w", newline="") as f:
+    with atomic(run_dir / "predictions.csv") as tmp, open(tmp, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["index", "cluster", "q", "label"])
         for i, cluster in enumerate(y_pred):
             out.writerow([i, int(cluster), f"{q[i, cluster]:.4f}",
                           "" if labels is None else int(labels[i])])
-    os.replace(run_dir / "predictions.csv.tmp", run_dir / "predictions.csv")
 
     outputs = {"predictions": run_dir / "predictions.csv"}
     if labels is not None:

@@ -8,10 +8,11 @@ is never restored. Re-running the same stage after an interrupt restores the
 newest complete snapshot (weights, momentum history, iteration).
 """
 import math
-import os
 from pathlib import Path
 
 from tqdm import tqdm
+
+from data_prep.files import atomic
 
 from .engine import import_caffe
 
@@ -53,10 +54,8 @@ def _snapshot(solver, prefix):
 
 def save_weights(net, path):
     """net.save to a temporary name, then rename: never a half-written model."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    net.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        net.save(str(tmp))
 
 
 def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,

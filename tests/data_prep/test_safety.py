@@ -235,3 +235,24 @@ def test_kill_9_of_data_photos_leaves_no_worker_processes(tmp_path):
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert alive == []
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    files.write_text(tmp_path / "state.json", "old")
+    with pytest.raises(KeyboardInterrupt):
+        with files.atomic(tmp_path / "state.json") as tmp:
+            tmp.write_text("half of the new")
+            raise KeyboardInterrupt
+    assert (tmp_path / "state.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_export_photos_never_writes_into_a_folder_with_work_in_it(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("relabelled by hand")
+    assert main(["export-photos", "digits", "--classes", "0", "1", "-n", "3",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert main(["export-photos", "digits", "--classes", "0", "1", "-n", "3", "--size", "16",
+                 "12", "--out", str(tmp_path / "new")]) == 0
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["0", "1"]
+    assert (tmp_path / "out" / "mine.txt").read_text() == "relabelled by hand"
