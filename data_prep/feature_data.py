@@ -162,6 +162,7 @@ def make_photo_databases(source, out_dir, name="custom", size=(96, 96),
     datasets.write_meta(out_dir, name, {
         "name": name, "samples": len(names), "dim": int(x.shape[1]), "n_train": n_train,
         "image_shape": [size[1], size[0], 3], "seed": seed, "source": "photos",
+        "photo_dir": str(Path(source).resolve()),   # names in _named_label.npy are in it
         "classes": list(classes),           # labels -1: a photo without a class prefix
         "clusters": len(classes), "skipped": skipped,
         "features": f"pyvision HOG sbin 8 + CrCb {cmap_size[0]}x{cmap_size[1]} (report §3.3)"})

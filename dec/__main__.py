@@ -2,6 +2,7 @@
 
 DEC (unsupervised, report §3):      run, predict, compare, demo
 CaffeNet (supervised, report §4-8): train, evaluate, classify
+A person's review (§3.1.7, §4.1.1, §8): review, export-labels
 The data they read is made by `python -m data_prep`.
 """
 import argparse
@@ -113,6 +114,31 @@ def do_classify(a):
           f"python -m data_prep labels --tree {a.out} --out labels.csv")
 
 
+# ---- review ------------------------------------------------------------------------------
+def do_review(a):
+    from . import review
+    from .review.app import create_app, serve
+    session = review.open_review(a.source, a.labels, a.classes)
+    export = Path(a.export) if a.export else review.default_export(a.labels)
+    source = session.source
+    print(f"{source.kind} {source.path}: {len(source)} images in {len(source.groups)} groups; "
+          f"classes {', '.join(session.classes)}; decisions stored in {a.labels}")
+    if a.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {a.host}: anyone who reaches it can label", file=sys.stderr)
+    serve(create_app(session, export, a.thumbs, a.page_size), a.host, a.port,
+          ready=lambda url: print(f"review page: {url}   (Ctrl-C stops; every decision is "
+                                  "already stored)", flush=True))
+
+
+def do_export_labels(a):
+    from .review.store import Store
+    if not Path(a.labels).is_file():
+        raise FileNotFoundError(f"{a.labels}: no review store there")
+    rows = Store(a.labels).export(a.out)
+    print(f"{rows} labels written to {a.out} (path,label: python -m data_prep prepare "
+          f"--labels {a.out} ...)")
+
+
 def parser():
     top = argparse.ArgumentParser(prog="python -m dec", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,6 +199,25 @@ def parser():
     p.add_argument("--out", required=True)
     p.add_argument("--copy", action="store_true", help="copy instead of symbolic links")
     p.set_defaults(handler=do_classify)
+
+    p = sub.add_parser("review", help="label, accept and correct images in the browser")
+    p.add_argument("source", help="a DEC run folder, a classify output (folder or its "
+                   "predictions.csv), a labels CSV (path,label) or a photo folder")
+    p.add_argument("--labels", required=True,
+                   help="the review's SQLite store of decisions (made when missing)")
+    p.add_argument("--classes", nargs="+", help="classes to sort into (default: the source's, "
+                   "else the report's heritage being scenery other)")
+    p.add_argument("--export", help="labels.csv of the export button (default: beside --labels)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=nonneg_int, default=8765, help="8765; 0: any free port")
+    p.add_argument("--thumbs", help="thumbnail cache (default ~/.cache/heobs-dec/thumbs)")
+    p.add_argument("--page-size", type=positive_int, default=60)
+    p.set_defaults(handler=do_review)
+
+    p = sub.add_parser("export-labels", help="a review store → labels.csv for `prepare`")
+    p.add_argument("labels", help="the review's SQLite store")
+    p.add_argument("--out", required=True, help="labels.csv (path,label)")
+    p.set_defaults(handler=do_export_labels)
     return top
 
 

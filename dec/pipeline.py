@@ -3,6 +3,7 @@
 Everything lands in one run folder:
   results.json           config, seed, timings, versions, metrics
   predictions.csv        index in <db>_total, cluster, max q, label
+  q.npy                  q_ij of every sample (N x clusters), for the review page
   confusion.txt / .png   report Tables 1-2 layout (when labels exist)
   rounds.png, dec/rounds.csv   per-round accuracy / NMI / changed fraction
   classes_<db>/<cluster>/<index>.jpg, sheets/cluster_<j>.png
@@ -136,7 +137,9 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
     timings["outputs_s"] = round(time.perf_counter() - t, 2)
     timings["total_s"] = round(time.perf_counter() - start, 2)
 
-    results = {"dataset": name, "source": meta.get("source", name), "samples": len(x),
+    # data_dir: where the review page finds the data set (and a photo set's photos).
+    results = {"dataset": name, "source": meta.get("source", name),
+               "data_dir": str(paths["total"].parent.resolve()), "samples": len(x),
                "clusters": n_clusters,
                "converged": result["converged"], "rounds": result["rounds"],
                "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,
@@ -164,6 +167,9 @@ def write_outputs(run_dir, name, meta, img_db, result, labels, log=print):
     with atomic(run_dir / "centres.npy") as tmp:
         np.save(tmp, centres.reshape(centres.shape[-2:]))
 
+    with atomic(run_dir / "q.npy") as tmp:           # every soft assignment, for review
+        np.save(tmp, q.astype(np.float32))
+
     with atomic(run_dir / "predictions.csv") as tmp, open(tmp, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["index", "cluster", "q", "label"])
@@ -171,7 +177,7 @@ def write_outputs(run_dir, name, meta, img_db, result, labels, log=print):
             out.writerow([i, int(cluster), f"{q[i, cluster]:.4f}",
                           "" if labels is None else int(labels[i])])
 
-    outputs = {"predictions": run_dir / "predictions.csv"}
+    outputs = {"predictions": run_dir / "predictions.csv", "q": run_dir / "q.npy"}
     if labels is not None:
         # Scored on the labelled samples (a photo without a class prefix has -1).
         classes = meta.get("classes") or None

@@ -38,3 +38,31 @@ def read_with_caffe(source, batch, backend="LEVELDB"):
         net = caffe.Net(str(net_file), caffe.TEST)
     net.forward()
     return net.blobs["data"].data.copy(), net.blobs["label"].data.copy()
+
+
+def make_dec_run(folder, clusters=3, per_cluster=12, seed=0):
+    """A run folder as `python -m dec run` leaves it, for what reads one
+    (results.json, predictions.csv, q.npy, classes_<db>/<cluster>/<index>.jpg);
+    the clusters are the three colours of make_images."""
+    import csv
+    import json
+    rng = np.random.default_rng(seed)
+    n = clusters * per_cluster
+    cluster = np.arange(n) % clusters
+    q = rng.dirichlet(np.ones(clusters), n).astype(np.float32)
+    q[np.arange(n), cluster] += 1.0                   # each sample's own cluster highest
+    q /= q.sum(axis=1, keepdims=True)
+    colours = list(COLOURS.values())
+    for i, c in enumerate(cluster):
+        path = folder / "classes_toy" / str(c) / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(shape_image(rng, (64, 48), colours[c % len(colours)])).save(path)
+    np.save(folder / "q.npy", q)
+    with open(folder / "predictions.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["index", "cluster", "q", "label"])
+        out.writerows([i, c, f"{q[i, c]:.4f}", c] for i, c in enumerate(cluster))
+    (folder / "results.json").write_text(json.dumps(
+        {"dataset": "toy", "clusters": clusters, "samples": n,
+         "outputs": {"classes": str(folder / "classes_toy")}}))
+    return folder

@@ -132,10 +132,14 @@ def pseudo_label(run_dir, source, out_dir, copy=False, batch=50, progress=True, 
         for path, p in zip(kept, probs):
             label = classes[int(p.argmax())]
             target = unique_path(partial / label / path.name, used)
-            writer.writerow([str(path), label] + [f"{v:.4f}" for v in p])
+            writer.writerow([str(path.absolute()), label] + [f"{v:.4f}" for v in p])
             if copy:
                 shutil.copy2(path, target)
             else:
                 target.symlink_to(Path(path).resolve())
+    # What was classified, for the review page (it serves files under it only).
+    write_json(partial / "classify.json", {"source": str(Path(source).resolve()),
+                                           "run": str(Path(run_dir).resolve()),
+                                           "classes": list(classes)})
     finish_folder(partial, out_dir)
     return dict(Counter(classes[int(p.argmax())] for p in probs))

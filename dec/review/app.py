@@ -1,0 +1,137 @@
+"""The review page's web app (Flask) and its server (waitress).
+
+Images are asked for by number; a number names an item of the source, and
+its file is sent only when its real path lies under one of the source's
+folders. The page itself is plain HTML/CSS/JS in static/, no build step.
+"""
+from pathlib import Path
+
+from flask import Flask, abort, jsonify, request, send_file
+
+from . import thumbs
+
+STATIC = Path(__file__).with_name("static")
+
+
+def create_app(review, export_path, thumbs_dir=None, page_size=60):
+    app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
+    thumbs_dir = Path(thumbs_dir or thumbs.default_cache())
+    export_path = Path(export_path)
+
+    @app.errorhandler(ValueError)
+    def bad_request(err):
+        return jsonify(error=str(err)), 400
+
+    def body():
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        return data
+
+    def ids_of(data):
+        ids = data.get("ids")
+        if not isinstance(ids, list):
+            raise ValueError("ids: a list of item numbers")
+        return ids
+
+    def file_of(i):
+        if not 0 <= i < len(review.source):
+            abort(404)
+        real = review.source.allowed(i)
+        if real is None or not Path(real).is_file():
+            abort(404)
+        return real
+
+    @app.get("/")
+    def index():
+        return send_file(STATIC / "index.html", max_age=0)
+
+    @app.get("/api/state")
+    def state():
+        source = review.source
+        return jsonify(source={"kind": source.kind, "path": str(source.path),
+                               "groups": source.groups},
+                       classes=review.classes, labels=review.labels, page_size=page_size,
+                       export=str(export_path), summary=review.summary())
+
+    @app.get("/api/summary")
+    def summary():
+        return jsonify(review.summary())
+
+    @app.get("/api/page")
+    def page():
+        args = request.args
+        try:
+            group, number = int(args.get("group", 0)), int(args.get("page", 0))
+            size = int(args.get("size", page_size))
+        except ValueError:
+            raise ValueError("group, page and size are whole numbers") from None
+        if not 1 <= size <= 500:
+            raise ValueError("size is 1 to 500")
+        return jsonify(review.page(group, args.get("order", "desc"), number, size))
+
+    @app.get("/api/item/<int:i>")
+    def item(i):
+        return jsonify(review.item(review.check_id(i)))
+
+    @app.post("/api/label")
+    def label():
+        data = body()
+        return jsonify(review.label(ids_of(data), data.get("label")) | {"summary": review.summary()})
+
+    @app.post("/api/accept")
+    def accept():
+        data = body()
+        return jsonify(review.accept(ids_of(data), data.get("label")) | {"summary": review.summary()})
+
+    @app.post("/api/rename")
+    def rename():
+        data = body()
+        group = data.get("group")
+        if not isinstance(group, int):
+            raise ValueError("group: a group number")
+        return jsonify(review.rename(review.check_group(group), data.get("label"))
+                       | {"summary": review.summary()})
+
+    @app.post("/api/undo")
+    def undo():
+        return jsonify(review.undo() | {"summary": review.summary()})
+
+    @app.post("/api/export")
+    def export():
+        return jsonify(path=str(export_path), rows=review.export(export_path))
+
+    @app.get("/thumb/<int:i>")
+    def thumb(i):
+        real = file_of(i)
+        try:
+            path = thumbs.thumbnail(real, thumbs_dir)
+        except Exception:                      # not an image after all: the page shows a gap
+            abort(415)
+        return send_file(path, mimetype="image/jpeg", max_age=3600)
+
+    @app.get("/image/<int:i>")
+    def image(i):
+        real = file_of(i)
+        try:
+            content, mimetype = thumbs.viewable(real)
+        except Exception:
+            abort(415)
+        if isinstance(content, bytes):
+            from io import BytesIO
+            return send_file(BytesIO(content), mimetype=mimetype, max_age=0)
+        return send_file(content, mimetype=mimetype, max_age=0)
+
+    return app
+
+
+def serve(app, host="127.0.0.1", port=8765, threads=8, ready=print):
+    """Serve until interrupted; `ready` gets the address once it listens."""
+    from waitress import create_server
+    server = create_server(app, host=host, port=port, threads=threads)
+    ready(f"http://{host}:{server.effective_port}/")
+    try:
+        server.run()
+    finally:
+        server.close()
+    return server
