@@ -22,7 +22,7 @@ CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
 
 .PHONY: help venv install caffe cuda-extras test test-fast test-gpu demo supervised-demo \
   mnist-data mnist fashion \
-  fetch bench-layer bench-dec bench-fetch bench-features bench-caffenet stl-data photos-data \
+  fetch bench-layer bench-dec bench-fetch bench-features bench-caffenet bench-review review stl-data photos-data \
   fetch-caffenet docker-build docker-shell docker-run clean
 
 help:
@@ -40,6 +40,8 @@ help:
 	@echo "make bench-fetch  concurrent against one-by-one photo fetch, 20 ms loopback latency"
 	@echo "make bench-features  DEC HOG+colour features/s against scikit-image's hog"
 	@echo "make bench-caffenet  CaffeNet forward and forward+backward images/s, batch 50"
+	@echo "make bench-review CAFFE-free: the review page on 100 000 images (start-up, page latency, decisions/s)"
+	@echo "make review SOURCE=runs/demo-digits  the review page (LABELS=review.sqlite CLASSES=...)"
 	@echo "make fetch-caffenet  ImageNet weights of bvlc_reference_caffenet (SHA-1 checked)"
 	@echo "make stl-data     STL-10 → HOG + colour feature databases (downloads; or STL_DIR=)"
 	@echo "make photos-data PHOTOS_DIR=photos/   photo folder → feature databases (custom_*)"
@@ -184,6 +186,15 @@ bench-features: install
 
 bench-caffenet: caffe install
 	$(PY) -m dec.bench.caffenet
+
+bench-review: install
+	$(PY) -m dec.bench.review
+
+# The review page on a source (a DEC run, a classify output, a labels CSV, a photo folder).
+LABELS ?= review.sqlite
+review: install
+	@test -n "$(SOURCE)" || { echo "make review SOURCE=runs/demo-digits [LABELS=review.sqlite] [CLASSES='0 1 ...']"; exit 2; }
+	$(PY) -m dec review $(SOURCE) --labels $(LABELS) $(if $(CLASSES),--classes $(CLASSES))
 
 # ---- CaffeNet's ImageNet weights (BVLC model zoo; needs the internet) ---------
 CAFFENET_WEIGHTS ?= $(DATA)/bvlc_reference_caffenet.caffemodel

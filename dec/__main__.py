@@ -128,6 +128,10 @@ def do_review(a):
     serve(create_app(session, export, a.thumbs, a.page_size), a.host, a.port,
           ready=lambda url: print(f"review page: {url}   (Ctrl-C stops; every decision is "
                                   "already stored)", flush=True))
+    # waitress ends its loop on Ctrl-C: the normal way to stop the page.
+    summary = session.summary()
+    print(f"stopped: {summary['reviewed']} of {summary['total']} reviewed, stored in {a.labels}; "
+          f"python -m dec export-labels {a.labels} --out labels.csv")
 
 
 def do_export_labels(a):

@@ -15,6 +15,7 @@ STATIC = Path(__file__).with_name("static")
 
 def create_app(review, export_path, thumbs_dir=None, page_size=60):
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
+    app.json.sort_keys = False          # counts in class order, as the page shows them
     thumbs_dir = Path(thumbs_dir or thumbs.default_cache())
     export_path = Path(export_path)
 
@@ -125,13 +126,17 @@ def create_app(review, export_path, thumbs_dir=None, page_size=60):
     return app
 
 
+def make_server(app, host="127.0.0.1", port=8765, threads=8):
+    """A waitress server, listening (port 0: any free one); .run() serves."""
+    from waitress import create_server
+    return create_server(app, host=host, port=port, threads=threads)
+
+
 def serve(app, host="127.0.0.1", port=8765, threads=8, ready=print):
     """Serve until interrupted; `ready` gets the address once it listens."""
-    from waitress import create_server
-    server = create_server(app, host=host, port=port, threads=threads)
+    server = make_server(app, host, port, threads)
     ready(f"http://{host}:{server.effective_port}/")
     try:
         server.run()
     finally:
         server.close()
-    return server

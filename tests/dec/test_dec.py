@@ -340,3 +340,17 @@ def test_photos_partly_labelled_with_a_class_absent_and_a_resumed_stage(tmp_path
     assert results["labelled_samples"] == 23 and 0 <= results["metrics"]["acc"] <= 1
     assert len(results["confusion"]) == 4 and sum(map(sum, results["confusion"])) == 23
     assert all(Path(p).exists() for p in results["outputs"].values())
+    # The README's walkthrough: the run reviewed (its photos, not the class-folder
+    # copies), one cluster named, one image corrected, labels.csv, `prepare`.
+    from data_prep import __main__ as data_cli
+    from dec.review import open_review
+    review = open_review(tmp_path / "run", tmp_path / "review.sqlite")
+    assert review.source.kind == "dec-run" and review.source.scores.shape == (30, 4)
+    assert sorted(Path(f).parent for f in review.source.files) == [tmp_path / "photos"] * 30
+    for group in range(4):
+        review.rename(group, ("heritage", "being", "scenery", "other")[group])
+    review.label([0], "being")
+    assert review.export(tmp_path / "labels.csv") == 30
+    assert data_cli.main(["prepare", "--labels", str(tmp_path / "labels.csv"), "--out",
+                          str(tmp_path / "dataset")]) == 0
+    assert (tmp_path / "dataset" / "train_leveldb" / "CURRENT").exists()

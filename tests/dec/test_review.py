@@ -275,3 +275,28 @@ def test_export_labels_command_writes_what_prepare_reads(client, run_dir, tmp_pa
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no review store" in missing.stderr
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(run_dir, tmp_path):
+    import urllib.request
+    server = subprocess.Popen([sys.executable, "-m", "dec", "review", str(run_dir), "--labels",
+                               str(tmp_path / "s.sqlite"), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [server.stdout.readline(), server.stdout.readline()]
+        assert "36 images in 3 groups" in lines[0]
+        url = lines[1].split()[2]
+        assert url.startswith("http://127.0.0.1:")
+        state = json.loads(urllib.request.urlopen(url + "api/state", timeout=60).read())
+        assert state["summary"]["total"] == 36 and state["classes"] == CLASSES
+        assert b"review.js" in urllib.request.urlopen(url, timeout=60).read()
+        urllib.request.urlopen(urllib.request.Request(
+            url + "api/label", json.dumps({"ids": [5], "label": "other"}).encode(),
+            {"Content-Type": "application/json"}), timeout=60)
+        server.send_signal(signal.SIGINT)                 # Ctrl-C: the way to stop it
+        assert server.wait(timeout=60) == 0
+        assert "stopped: 1 of 36 reviewed" in server.stdout.read()
+        assert server.stderr.read() == ""
+    finally:
+        server.kill()
+        server.wait()

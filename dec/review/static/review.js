@@ -206,6 +206,8 @@ async function loadPage(focus) {
 }
 
 function applyChanged(changed) {
+  const focused = S.items[S.focus];
+  if (focused && String(focused.id) in changed) detailFor = null;   // its label changed
   let first = null;
   S.items.forEach((it, i) => {
     if (String(it.id) in changed) {
@@ -242,7 +244,7 @@ async function undo() {
   showSummary(d.summary);
   const n = Object.keys(d.changed).length;
   say(n ? `undone: ${n} image${n > 1 ? "s" : ""}` : "nothing to undo");
-  if (first !== null) setFocus(first);
+  setFocus(first !== null ? first : S.focus);
 }
 
 async function rename() {
@@ -250,6 +252,7 @@ async function rename() {
   const d = await api("api/rename", {group: S.group, label});
   showSummary(d.summary);
   applyChanged(d.changed);
+  setFocus(S.focus);
   say(`${S.groups[S.group]} named ${label}; ${Object.keys(d.changed).length} images labelled`);
 }
 

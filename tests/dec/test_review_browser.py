@@ -1,0 +1,158 @@
+"""The review page in a real headless Chromium (Debian's chromium +
+chromium-driver, installed by make from docker/apt-packages.txt), driven by
+Selenium through the system driver: nothing is downloaded. Every wait is for
+a condition on the page (the action queue idle, a count shown), never a sleep.
+"""
+import os
+import shutil
+import sqlite3
+import threading
+
+import pytest
+
+from data_prep.labels import read_labels
+from dec.review import open_review
+from dec.review.app import create_app, make_server
+from tests.helpers import make_dec_run
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PAGE = 8                       # 12 images a cluster: two pages
+
+
+@pytest.fixture
+def served(tmp_path):
+    run_dir = make_dec_run(tmp_path / "run")
+    review = open_review(run_dir, tmp_path / "review.sqlite")
+    server = make_server(create_app(review, tmp_path / "labels.csv", tmp_path / "thumbs",
+                                    page_size=PAGE), port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}/", review, tmp_path
+    server.close()
+    thread.join(10)
+
+
+@pytest.fixture
+def browser():
+    for program in (CHROMIUM, CHROMEDRIVER):
+        assert shutil.which(program), f"{program} is missing: make installs Debian's chromium " \
+                                      "and chromium-driver (docker/apt-packages.txt)"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1400,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def idle(driver, condition=None, timeout=60):
+    """Wait until the page's action queue is empty (and `condition` holds)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.execute_script("return document.body.dataset.busy") == "0"
+        and (condition is None or condition(d)))
+
+
+def press(driver, *keys, shift=False):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    actions = ActionChains(driver)
+    for key in keys:
+        if shift:
+            actions.key_down(Keys.SHIFT).send_keys(key).key_up(Keys.SHIFT)
+        else:
+            actions.send_keys(key)
+    actions.perform()
+
+
+def reviewed(driver):
+    return int(driver.find_element("id", "progress").get_attribute("data-reviewed"))
+
+
+def labels_in_store(path):
+    con = sqlite3.connect(path)
+    try:
+        return dict(con.execute("SELECT item, label FROM labels"))
+    finally:
+        con.close()
+
+
+def shown(driver):
+    """(item id, label badge) of every cell on the page."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('.cell')].map(c => "
+        "[Number(c.dataset.id), (c.querySelector('.badge') || {}).textContent || null])")
+
+
+def test_review_by_keyboard_in_chromium(served, browser):
+    url, review, folder = served
+    files = review.source.files
+    browser.get(url)
+    idle(browser, lambda d: len(shown(d)) == PAGE)
+    assert "reviewed 0 / 36" in browser.find_element("id", "progress").text
+    first = shown(browser)
+
+    # digit 2 labels the focused image "being" (heritage's initial is the move key h)
+    press(browser, "2")
+    idle(browser, lambda d: reviewed(d) == 1)
+    assert labels_in_store(folder / "review.sqlite") == {files[first[0][0]]: "being"}
+    # the focus moved on: "s" (scenery's initial) labels the second image, x the third
+    press(browser, "s", "x")
+    idle(browser, lambda d: reviewed(d) == 3)
+    assert [label for _, label in shown(browser)[:3]] == ["being", "scenery", "unsure"]
+    # u takes the last back and focuses that image again
+    press(browser, "u")
+    idle(browser, lambda d: reviewed(d) == 2)
+    assert shown(browser)[2][1] is None
+    # l moves right, h back: the focus ends on the fourth cell; o labels it "other"
+    press(browser, "l", "l", "h")
+    press(browser, "o")
+    idle(browser, lambda d: reviewed(d) == 3)
+    assert shown(browser)[2][1] is None and shown(browser)[3][1] == "other"
+
+    # shift+1: the rest of the page is heritage, and the next page comes
+    press(browser, "1", shift=True)
+    idle(browser, lambda d: reviewed(d) == PAGE and "page 2 / 2" in d.find_element(
+        "id", "pageinfo").text)
+    store = labels_in_store(folder / "review.sqlite")
+    assert [store[files[i]] for i, _ in first] == \
+        ["being", "scenery", "heritage", "other"] + ["heritage"] * (PAGE - 4)
+    second_page = shown(browser)
+    assert all(label is None for _, label in second_page)
+
+    # a reload comes back to the same page with the same counts
+    browser.refresh()
+    idle(browser, lambda d: len(shown(d)) == 12 - PAGE)
+    assert shown(browser) == second_page and reviewed(browser) == PAGE
+    assert "heritage 5" in browser.find_element("id", "counts").text
+
+    # the next group, named as a class in one step with the mouse
+    press(browser, "]")
+    idle(browser, lambda d: d.find_element("id", "group").get_attribute("value") == "1")
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element("id", "rename-class")).select_by_visible_text("scenery")
+    browser.find_element("id", "rename-button").click()
+    idle(browser, lambda d: reviewed(d) == PAGE + 12)
+    assert "cluster 1 → scenery" in browser.find_element("id", "group").text
+
+    # ? shows the keys, Escape hides them
+    press(browser, "?")
+    assert browser.find_element("id", "help").is_displayed()
+    press(browser, "\ue00c")                                       # Escape
+    assert not browser.find_element("id", "help").is_displayed()
+
+    browser.find_element("id", "export").click()
+    idle(browser, lambda d: (folder / "labels.csv").exists())
+    exported = dict((str(p), label) for p, label in read_labels(folder / "labels.csv"))
+    assert exported == labels_in_store(folder / "review.sqlite")   # nothing unsure left here
+    assert sum(label == "scenery" for label in exported.values()) == 13
+
+    shot = folder / "review.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("REVIEW_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["REVIEW_SCREENSHOT"])
