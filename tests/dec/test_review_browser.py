@@ -151,6 +151,11 @@ def test_review_by_keyboard_in_chromium(served, browser):
     assert exported == labels_in_store(folder / "review.sqlite")   # nothing unsure left here
     assert sum(label == "scenery" for label in exported.values()) == 13
 
+    # [ goes back to the first cluster: its first page as labelled above
+    press(browser, "[")
+    idle(browser, lambda d: d.find_element("id", "group").get_attribute("value") == "0")
+    assert [label for _, label in shown(browser)] == \
+        ["being", "scenery", "heritage", "other"] + ["heritage"] * (PAGE - 4)
     shot = folder / "review.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
