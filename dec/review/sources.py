@@ -15,6 +15,7 @@ import numpy as np
 
 from data_prep.images import list_photos
 from data_prep.labels import PHOTO_CLASSES, class_name, read_labels
+from data_prep.photos import MANIFEST
 
 
 @dataclass
@@ -107,19 +108,20 @@ def dec_run(run_dir):
             scores = q.astype(np.float32)
     classes_dir = run_dir / Path(results.get("outputs", {}).get("classes",
                                                                f"classes_{results['dataset']}")).name
-    files = [str((classes_dir / str(c) / f"{i}.jpg").absolute()) for i, c in zip(index, cluster)]
+    folder = str(classes_dir.absolute())
+    files = [os.path.join(folder, str(c), f"{i}.jpg") for i, c in zip(index, cluster)]
     roots, photo_dir = [run_dir], None
     data_dir = Path(results.get("data_dir", ""))
     meta_file = data_dir / f"{results['dataset']}_meta.json"
     names_file = data_dir / f"{results['dataset']}_named_label.npy"
     if results.get("data_dir") and meta_file.exists() and names_file.exists():
-        photo_dir = Path(json.loads(meta_file.read_text()).get("photo_dir", ""))
+        recorded = json.loads(meta_file.read_text()).get("photo_dir")
+        photo_dir = Path(recorded) if recorded else None
         names = np.load(names_file)
-        if photo_dir.is_dir() and len(names) == len(rows):
-            files = [str(photo_dir / names[i]) for i in index]
+        if photo_dir and photo_dir.is_dir() and len(names) == len(rows):
+            files = [os.path.join(photo_dir, names[i]) for i in index]
             roots.append(photo_dir)
-        else:
-            photo_dir = None
+        photo_dir = _fetch_folder(photo_dir) if photo_dir in roots else None
     return Source("dec-run", run_dir, files, [f"cluster {c}" for c in range(n_clusters)],
                   cluster, confidence, [], _roots(*roots), scores,
                   [f"cluster {c}" for c in range(n_clusters)], photo_dir)
@@ -143,8 +145,7 @@ def classify_output(folder, csv_path):
     photo_root = json.loads(record.read_text())["source"] if record.exists() else None
     # Outputs older than classify.json: the folders of the files it lists.
     roots = [folder, photo_root] if photo_root else [folder, *{os.path.dirname(f) for f in files}]
-    photo_dir = Path(photo_root) if photo_root and (Path(photo_root) / "manifest.sqlite").exists() \
-        else None
+    photo_dir = _fetch_folder(Path(photo_root)) if photo_root else None
     return Source("classify", Path(csv_path), files, [class_name(c) for c in classes], group_of,
                   probs[np.arange(len(rows)), group_of] if len(rows) else np.zeros(0, np.float32),
                   [class_name(c) for c in classes], _roots(*roots), probs,
@@ -170,16 +171,20 @@ def photo_folder(folder):
     """A plain photo folder (or fetch output), e.g. the Table 3 sample."""
     folder = Path(folder)
     files = [str(p.absolute()) for p in list_photos(folder, log=lambda _: None)]
-    photo_dir = folder if (folder / "manifest.sqlite").exists() else None
     return Source("photos", folder, files, ["photos"], np.zeros(len(files), np.int32),
                   np.full(len(files), np.nan, np.float32), [], _roots(folder),
-                  photo_dir=photo_dir)
+                  photo_dir=_fetch_folder(folder))
+
+
+def _fetch_folder(folder):
+    """The folder if it is a `fetch` output (it has the photos' descriptions)."""
+    return folder if (Path(folder) / MANIFEST).exists() else None
 
 
 def descriptions(photo_dir):
     """{file name: {lang: description}} from a fetch manifest (report §2)."""
     import sqlite3
-    con = sqlite3.connect(f"file:{Path(photo_dir) / 'manifest.sqlite'}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{Path(photo_dir) / MANIFEST}?mode=ro", uri=True)
     try:
         return {Path(file).name: json.loads(text) for file, text in con.execute(
             "SELECT file, descriptions FROM photos WHERE status = 'ok' AND file IS NOT NULL")}

@@ -300,3 +300,23 @@ def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(run_dir, tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_fetch_folder_shows_each_photos_descriptions(tmp_path):
+    from data_prep import photos
+    folder = tmp_path / "fetched"
+    files = make_images(folder, per_class=1)
+    con = photos.open_manifest(folder)
+    with con:
+        for n, path in enumerate(files):
+            con.execute("INSERT INTO photos (uuid, descriptions, status, file, first_seen, "
+                        "updated) VALUES (?, ?, 'ok', ?, 0, 0)",
+                        (f"u{n}", json.dumps({"fr": f"église {n}", "en": f"church {n}"}),
+                         path.name))
+    con.close()
+    review = open_review(folder, tmp_path / "s.sqlite")
+    info = review.item(review.source.files.index(str(files[2])))
+    assert info["descriptions"] == {"fr": "église 2", "en": "church 2"}
+    plain = tmp_path / "plain"
+    make_images(plain, per_class=1)
+    assert "descriptions" not in open_review(plain, tmp_path / "t.sqlite").item(0)
