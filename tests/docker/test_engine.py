@@ -299,3 +299,36 @@ def test_caffes_gemm_is_correct_with_the_chosen_blas_kernel(tmp_path):
     net.blobs["data"].data[...] = x
     out = net.forward()["ip"]
     assert rel_err(out, x.astype(np.float64) @ w.T.astype(np.float64)) < 1e-6
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+@pytest.mark.parametrize("in_place", [True, False])
+def test_relu_backward_is_upstreams_formula_bit_for_bit(tmp_path, slope, in_place):
+    """Patch 0003 rewrote ReLU's CPU backward for speed; its gradient is
+    upstream's top_diff * ((x > 0) + slope * (x <= 0)) exactly: zeros, signed
+    zeros and NaN inputs included, in place (as DEC's nets) or not."""
+    caffe = engine.import_caffe()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(7, 1001)).astype(np.float32)
+    x.flat[::97] = 0.0
+    x.flat[1::97] = -0.0
+    x.flat[2::97] = np.nan
+    top_diff = rng.normal(size=x.shape).astype(np.float32)
+    top = "data" if in_place else "relu"
+    (tmp_path / "relu.prototxt").write_text(
+        'force_backward: true\n'
+        'layer { name: "data" type: "Input" top: "data" '
+        'input_param { shape { dim: 7 dim: 1001 } } }\n'
+        f'layer {{ name: "relu" type: "ReLU" bottom: "data" top: "{top}" '
+        f'relu_param {{ negative_slope: {slope} }} }}\n')
+    net = caffe.Net(str(tmp_path / "relu.prototxt"), caffe.TEST)
+    net.blobs["data"].data[...] = x
+    net.forward()
+    net.blobs[top].diff[...] = top_diff
+    net.backward()
+    # In place, the backward sees the ReLU's output as its input, as upstream's does.
+    seen = np.where(x > 0, x, x * np.float32(slope)) if in_place else x
+    with np.errstate(invalid="ignore"):
+        factor = (seen > 0).astype(np.float32) + np.float32(slope) * (seen <= 0)
+    expected = top_diff * factor
+    assert np.array_equal(net.blobs["data"].diff.view(np.uint32), expected.view(np.uint32))
