@@ -161,3 +161,23 @@ def test_review_by_keyboard_in_chromium(served, browser):
     assert shot.stat().st_size > 10_000
     if os.environ.get("REVIEW_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["REVIEW_SCREENSHOT"])
+
+
+def test_classes_named_by_digits_have_their_digit(tmp_path, browser):
+    """DEC on digits: class "7" is the key 7, and "0" the key 0, not the
+    class at that position."""
+    review = open_review(make_dec_run(tmp_path / "run"), tmp_path / "review.sqlite",
+                         [str(d) for d in range(10)])
+    server = make_server(create_app(review, tmp_path / "labels.csv", tmp_path / "thumbs"),
+                         port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.effective_port}/")
+        idle(browser, lambda d: len(shown(d)) == 12)
+        press(browser, "7", "0")
+        idle(browser, lambda d: reviewed(d) == 2)
+        assert [label for _, label in shown(browser)[:2]] == ["7", "0"]
+    finally:
+        server.close()
+        thread.join(10)

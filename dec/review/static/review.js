@@ -51,7 +51,13 @@ function colour(label) {
 }
 
 function makeKeys() {
-  S.classes.forEach((c, i) => { if (i < 9) S.digitOf[String(i + 1)] = c; });
+  // A class named by a digit (DEC on digits) has that digit; the others take
+  // the free digits 1..9, 0 in order.
+  for (const c of S.classes) if (/^[0-9]$/.test(c)) S.digitOf[c] = c;
+  const free = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"].filter((d) => !S.digitOf[d]);
+  for (const c of S.classes.filter((name) => !/^[0-9]$/.test(name))) {
+    if (free.length) S.digitOf[free.shift()] = c;
+  }
   const byInitial = {};
   for (const c of S.classes) {
     const k = c[0].toLowerCase();
@@ -181,7 +187,8 @@ function setFocus(i) {
 function showDetail(info) {
   const rows = [["file", escapeHtml(info.name)], ["group", escapeHtml(info.group)],
                 ["label", info.label ? badge(info.label).replace("badge", "badge inline") : "—"]];
-  if (info.width) rows.push(["size", `${info.width} × ${info.height}, ${(info.bytes / 1024).toFixed(0)} KiB`]);
+  const bytes = info.bytes < 1024 ? `${info.bytes} bytes` : `${(info.bytes / 1024).toFixed(0)} KiB`;
+  if (info.width) rows.push(["size", `${info.width} × ${info.height}, ${bytes}`]);
   if (info.missing) rows.push(["file", "missing or outside the source"]);
   if (info.unreadable) rows.push(["file", "not readable as an image"]);
   for (const [name, v] of Object.entries(info.scores || {})) {
@@ -295,7 +302,7 @@ document.addEventListener("keydown", (e) => {
     return;
   }
   if (e.target.tagName === "SELECT" && !e.key.startsWith("Page")) e.target.blur();
-  const digit = /^(?:Digit|Numpad)([1-9])$/.exec(e.code);
+  const digit = /^(?:Digit|Numpad)([0-9])$/.exec(e.code);
   if (digit && S.digitOf[digit[1]]) {
     const c = S.digitOf[digit[1]];
     e.preventDefault();
