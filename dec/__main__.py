@@ -119,7 +119,7 @@ def do_review(a):
     from . import review
     from .review.app import create_app, serve
     session = review.open_review(a.source, a.labels, a.classes)
-    export = Path(a.export) if a.export else review.default_export(a.labels)
+    export = review.export_path(session, a.labels, a.export)
     source = session.source
     print(f"{source.kind} {source.path}: {len(source)} images in {len(source.groups)} groups; "
           f"classes {', '.join(session.classes)}; decisions stored in {a.labels}")
@@ -211,7 +211,8 @@ def parser():
                    help="the review's SQLite store of decisions (made when missing)")
     p.add_argument("--classes", nargs="+", help="classes to sort into (default: the source's, "
                    "else the report's heritage being scenery other)")
-    p.add_argument("--export", help="labels.csv of the export button (default: beside --labels)")
+    p.add_argument("--export", help="labels CSV of the export button (default: <store>.labels.csv "
+                   "beside --labels)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=nonneg_int, default=8765, help="8765; 0: any free port")
     p.add_argument("--thumbs", help="thumbnail cache (default ~/.cache/heobs-dec/thumbs)")

@@ -17,6 +17,11 @@ def open_review(source, labels, classes=None):
     return Review(source, Store(labels), classes)
 
 
-def default_export(labels):
-    """labels.csv beside the store."""
-    return Path(labels).with_name("labels.csv")
+def export_path(session, labels, export=None):
+    """Where the page's export button writes: `export`, else <store>.labels.csv
+    beside the store (not "labels.csv": that may be the CSV under review).
+    Never the source under review."""
+    path = Path(export) if export else Path(labels).with_name(Path(labels).stem + ".labels.csv")
+    if path.resolve() == Path(session.source.path).resolve():
+        raise ValueError(f"{path} is the source under review: export somewhere else (--export)")
+    return path

@@ -23,6 +23,10 @@ def create_app(review, export_path, thumbs_dir=None, page_size=60):
     def bad_request(err):
         return jsonify(error=str(err)), 400
 
+    @app.errorhandler(OSError)        # e.g. the export folder is not writable: one line
+    def failed(err):
+        return jsonify(error=str(err)), 500
+
     def body():
         data = request.get_json(silent=True)
         if not isinstance(data, dict):

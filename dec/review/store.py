@@ -160,6 +160,8 @@ class Store:
     def export(self, path):
         """labels.csv (path,label), the format `prepare` reads; unsure ones left
         out. Returns the number of rows."""
+        if Path(path).resolve() == self.path.resolve():
+            raise ValueError(f"{path} is the review store itself: export to another file")
         with self.lock:
             rows = self.con.execute("SELECT item, label FROM labels WHERE label != ? "
                                     "ORDER BY item", (UNSURE,)).fetchall()

@@ -36,6 +36,14 @@ def test_parse_log_reads_caffe_lines():
     assert test == [{"iteration": 10, "accuracy": 0.75, "loss": 0.61}]
 
 
+
+def small_solver(iters, **changes):
+    """The report's solver for a test: `iters` iterations at batch 12, one
+    validation and one snapshot at the end, a line every 5 (or `changes`)."""
+    settings = dict(max_iter=iters, batch_size=12, test_batch_size=12, test_interval=iters,
+                    snapshot=iters, display=5)
+    return caffenet.REPORT_SOLVER.override(**(settings | changes))
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Generated photos → databases → a short CaffeNet run from scratch."""
@@ -45,9 +53,7 @@ def trained(tmp_path_factory):
     messages = []
     items = labels.labels_from_prefixes(root / "photos")
     info = image_datasets.prepare(items, root / "dataset", seed=3, log=messages.append)
-    solver = caffenet.REPORT_SOLVER.override(max_iter=40, stepsize=1000,
-                                             batch_size=12, test_batch_size=12,
-                                             test_interval=20, snapshot=20, display=5)
+    solver = small_solver(40, stepsize=1000, test_interval=20, snapshot=20)
     rows, tests = caffenet_train.train(root / "dataset", root / "run", solver, progress=False,
                            log=messages.append)
     return root, info, rows, tests, messages
@@ -147,9 +153,7 @@ def test_committed_caffenet_files_and_imagenet_weights_load_by_name(tmp_path):
 @pytest.mark.caffe
 def test_training_resumes_from_the_newest_snapshot(trained, tmp_path):
     root, _, _, _, _ = trained
-    solver = caffenet.REPORT_SOLVER.override(max_iter=10, base_lr=0.01, batch_size=12,
-                                             test_batch_size=12, test_interval=10,
-                                             snapshot=10, display=5)
+    solver = small_solver(10, base_lr=0.01)
     messages = []
     caffenet_train.train(root / "dataset", tmp_path / "run", solver, progress=False, log=messages.append)
     rows, _ = caffenet_train.train(root / "dataset", tmp_path / "run", solver.override(max_iter=20),
@@ -219,9 +223,7 @@ def test_a_diverging_training_stops_with_one_line(trained, tmp_path):
     """Caffe trains on with NaN losses; train stops it at the first one."""
     from dec.solve import Diverged
     root, _, _, _, _ = trained
-    solver = caffenet.REPORT_SOLVER.override(max_iter=200, base_lr=50.0, batch_size=12,
-                                             test_batch_size=12, test_interval=200,
-                                             snapshot=200, display=1)
+    solver = small_solver(200, base_lr=50.0, display=1)
     with pytest.raises(Diverged, match="loss is .*nan.* lower --base-lr"):
         caffenet_train.train(root / "dataset", tmp_path / "run", solver, progress=False,
                              log=lambda *a: None)

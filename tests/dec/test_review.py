@@ -184,8 +184,7 @@ def test_two_servers_on_one_store_see_each_other(run_dir, tmp_path):
     first.label([3], "heritage")
     assert second.summary()["counts"]["heritage"] == 1
     second.label([3], "scenery")
-    assert first.page(0)["items"][[i["id"] for i in first.page(0)["items"]].index(3)]["label"] \
-        == "scenery"
+    assert {i["id"]: i["label"] for i in first.page(0)["items"]}[3] == "scenery"
     assert second.undo()["changed"] == {3: "heritage"}       # back to the first's decision
     assert first.summary()["counts"] == second.summary()["counts"]
 
@@ -320,3 +319,23 @@ def test_a_fetch_folder_shows_each_photos_descriptions(tmp_path):
     plain = tmp_path / "plain"
     make_images(plain, per_class=1)
     assert "descriptions" not in open_review(plain, tmp_path / "t.sqlite").item(0)
+
+
+def test_the_export_never_writes_over_the_source_or_the_store(tmp_path):
+    from dec.review import export_path
+    photos = make_images(tmp_path / "photos", per_class=2)
+    listed = tmp_path / "labels.csv"
+    listed.write_text("path,label\n" + "".join(f"{p},other\n" for p in photos))
+    review = open_review(listed, tmp_path / "review.sqlite")
+    assert export_path(review, tmp_path / "review.sqlite") == tmp_path / "review.labels.csv"
+    with pytest.raises(ValueError, match="source under review"):
+        export_path(review, tmp_path / "review.sqlite", listed)
+    review.label([0], "other")
+    with pytest.raises(ValueError, match="review store itself"):
+        review.export(tmp_path / "review.sqlite")
+    assert review.store.labels() == {review.source.files[0]: "other"}
+    result = subprocess.run([sys.executable, "-m", "dec", "review", str(listed), "--labels",
+                             str(tmp_path / "review.sqlite"), "--export", str(listed)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "source under review" in result.stderr
+    assert listed.read_text().count("other") == 6          # the CSV as it was
