@@ -42,6 +42,16 @@ def _number(kind, low, inclusive, label):
     return parse
 
 
+def int_range(low, high):
+    """A whole number from low to high, both included (a port, a page size)."""
+    def parse(text):
+        value = nonneg_int(text) if low >= 0 else int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} must be {low} to {high}")
+        return value
+    return parse
+
+
 positive_int = _number(int, 0, False, "a whole number above 0")
 nonneg_int = _number(int, 0, True, "a whole number, 0 or more")
 positive_float = _number(float, 0.0, False, "a number above 0")

@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.checks import nonneg_float, nonneg_int, positive_float, positive_int, run_command
+from data_prep.checks import (int_range, nonneg_float, nonneg_int, positive_float, positive_int,
+                              run_command)
 
 
 def schedule_from_args(args, base=None):
@@ -118,14 +119,14 @@ def do_classify(a):
 def do_review(a):
     from . import review
     from .review.app import create_app, serve
-    session = review.open_review(a.source, a.labels, a.classes)
-    export = review.export_path(session, a.labels, a.export)
+    session = review.open_review(a.source, a.labels, a.classes, a.export)
     source = session.source
     print(f"{source.kind} {source.path}: {len(source)} images in {len(source.groups)} groups; "
           f"classes {', '.join(session.classes)}; decisions stored in {a.labels}")
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
+    app = create_app(session, None, a.thumbs, a.page_size, a.host)
+    if a.host not in ("127.0.0.1", "localhost"):
         print(f"warning: listening on {a.host}: anyone who reaches it can label", file=sys.stderr)
-    serve(create_app(session, export, a.thumbs, a.page_size), a.host, a.port,
+    serve(app, a.host, a.port,
           ready=lambda url: print(f"review page: {url}   (Ctrl-C stops; every decision is "
                                   "already stored)", flush=True))
     # waitress ends its loop on Ctrl-C: the normal way to stop the page.
@@ -214,9 +215,11 @@ def parser():
     p.add_argument("--export", help="labels CSV of the export button (default: <store>.labels.csv "
                    "beside --labels)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=nonneg_int, default=8765, help="8765; 0: any free port")
+    p.add_argument("--port", type=int_range(0, 65535), default=8765,
+                   help="8765; 0: any free port")
     p.add_argument("--thumbs", help="thumbnail cache (default ~/.cache/heobs-dec/thumbs)")
-    p.add_argument("--page-size", type=positive_int, default=60)
+    p.add_argument("--page-size", type=int_range(1, 500), default=60, help="images a page "
+                   "(60; at most 500)")
     p.set_defaults(handler=do_review)
 
     p = sub.add_parser("export-labels", help="a review store → labels.csv for `prepare`")

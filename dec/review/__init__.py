@@ -8,20 +8,29 @@ plain photo folder by keyboard, every decision stored at once in SQLite.
 from pathlib import Path
 
 
-def open_review(source, labels, classes=None):
-    """The Review of a source path and a store path (one-line errors for bad ones)."""
-    from .session import Review
+def open_review(source, labels, classes=None, export=None):
+    """The Review of a source path and a store path, with the export path it
+    writes to (`export`, else <store>.labels.csv). Everything is checked before
+    anything is made: a refused command creates no store and no file."""
+    from .session import Review, review_classes
     from .sources import open_source
     from .store import Store
-    source = open_source(source)           # first: a bad source creates no store
-    return Review(source, Store(labels), classes)
-
-
-def export_path(session, labels, export=None):
-    """Where the page's export button writes: `export`, else <store>.labels.csv
-    beside the store (not "labels.csv": that may be the CSV under review).
-    Never the source under review."""
-    path = Path(export) if export else Path(labels).with_name(Path(labels).stem + ".labels.csv")
-    if path.resolve() == Path(session.source.path).resolve():
-        raise ValueError(f"{path} is the source under review: export somewhere else (--export)")
-    return path
+    source = open_source(source)
+    classes = review_classes(source, classes)
+    labels = Path(labels)
+    export = Path(export) if export else labels.with_name(labels.stem + ".labels.csv")
+    source.check_output(export, "--export")
+    if not labels.exists():
+        source.check_output(labels, "--labels")
+        if export.exists():              # a new store has written no export yet
+            raise ValueError(f"{export} exists and is not an unchanged export of this review: "
+                             "export to a new file (nothing is overwritten)")
+    store = Store(labels)
+    try:
+        store.check_export(export)
+        review = Review(source, store, classes)
+    except BaseException:
+        store.close()
+        raise
+    review.export_path = export
+    return review

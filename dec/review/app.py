@@ -3,6 +3,11 @@
 Images are asked for by number; a number names an item of the source, and
 its file is sent only when its real path lies under one of the source's
 folders. The page itself is plain HTML/CSS/JS in static/, no build step.
+
+Everything the page shows from data is text, never HTML (static/review.js);
+the server backs that with a Content-Security-Policy that allows no inline
+script, and answers only requests whose Host is the address it listens on
+(a DNS-rebinding page names its own host and is refused).
 """
 from pathlib import Path
 
@@ -11,13 +16,34 @@ from flask import Flask, abort, jsonify, request, send_file
 from . import thumbs
 
 STATIC = Path(__file__).with_name("static")
+LOOPBACK = ("127.0.0.1", "localhost")
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def create_app(review, export_path, thumbs_dir=None, page_size=60):
+def trusted_hosts(host):
+    """The Host names a request may carry: the listening address (any loopback
+    name when it is a loopback one)."""
+    if ":" in host:       # werkzeug's Host check cannot match IPv6 literals
+        raise ValueError(f"--host {host}: an IPv6 address; use a name or an IPv4 address")
+    return list(LOOPBACK) if host in LOOPBACK else [host]
+
+
+def create_app(review, export_path=None, thumbs_dir=None, page_size=60, host="127.0.0.1"):
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.json.sort_keys = False          # counts in class order, as the page shows them
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(host)   # Flask answers others with 400
     thumbs_dir = Path(thumbs_dir or thumbs.default_cache())
-    export_path = Path(export_path)
+    export_path = Path(export_path or review.export_path)
+    review.source.check_output(export_path, "the export")   # refused now, not at the button
+    review.store.check_export(export_path)
+
+    @app.after_request
+    def headers(response):
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     @app.errorhandler(ValueError)
     def bad_request(err):
@@ -138,6 +164,10 @@ def make_server(app, host="127.0.0.1", port=8765, threads=8):
 
 def serve(app, host="127.0.0.1", port=8765, threads=8, ready=print):
     """Serve until interrupted; `ready` gets the address once it listens."""
+    import logging
+    # "Task queue depth is N": every thread busy for a moment; nothing a
+    # reviewer can act on.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = make_server(app, host, port, threads)
     ready(f"http://{host}:{server.effective_port}/")
     try:

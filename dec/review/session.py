@@ -22,17 +22,24 @@ from .store import UNSURE
 ORDERS = ("desc", "asc")       # most sure first, least sure first
 
 
+def review_classes(source, classes=None):
+    """The classes to sort into: given, else the source's, else the report's."""
+    classes = [class_name(c) for c in (classes or source.classes or PHOTO_CLASSES)]
+    for c in classes:
+        check_name(c, "class name")
+    if len(set(classes)) != len(classes) or UNSURE in classes:
+        raise ValueError(f"classes {classes}: each once, and not {UNSURE!r} "
+                         "(the x key's mark)")
+    return classes
+
+
 class Review:
+    export_path = None
+
     def __init__(self, source, store, classes=None):
         self.source, self.store = source, store
-        classes = [class_name(c) for c in (classes or source.classes or PHOTO_CLASSES)]
-        for c in classes:
-            check_name(c, "class name")
-        if len(set(classes)) != len(classes) or UNSURE in classes:
-            raise ValueError(f"classes {classes}: each once, and not {UNSURE!r} "
-                             "(the x key's mark)")
-        self.classes = classes
-        self.labels = classes + [UNSURE]            # codes 0..K; K + 1: a label of another set
+        self.classes = review_classes(source, classes)
+        self.labels = self.classes + [UNSURE]       # codes 0..K; K + 1: a label of another set
         self.code_of = {name: i for i, name in enumerate(self.labels)}
         self.key = str(Path(source.path).resolve())  # the store's name for this source
         self.index = {f: i for i, f in enumerate(source.files)}
@@ -205,5 +212,7 @@ class Review:
                     changed[i] = now.get(item)
         return {"changed": changed}
 
-    def export(self, path):
+    def export(self, path=None):
+        path = path or self.export_path
+        self.source.check_output(path, "the export")
         return self.store.export(path)

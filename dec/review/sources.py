@@ -31,9 +31,21 @@ class Source:
     scores: np.ndarray = None  # item → every score (N x len(score_names)), or None
     score_names: list = field(default_factory=list)
     photo_dir: Path = None     # a fetch folder: descriptions from its manifest
+    inputs: list = field(default_factory=list)   # real paths of every folder/file it reads
 
     def __len__(self):
         return len(self.files)
+
+    def check_output(self, path, what):
+        """`path` as a new output of the review: never one of the source's
+        files nor inside a folder the source reads (the user's photos, the run
+        under review)."""
+        real = os.path.realpath(path)
+        for given in self.inputs or self.roots:
+            if real == given or real.startswith(given.rstrip(os.sep) + os.sep):
+                raise ValueError(f"{what} {path} is inside {given}, which the review reads: "
+                                 "write it somewhere else")
+        return Path(path)
 
     def allowed(self, index):
         """The real path of item `index` if it lies under a root, else None."""
@@ -124,7 +136,8 @@ def dec_run(run_dir):
         photo_dir = _fetch_folder(photo_dir) if photo_dir in roots else None
     return Source("dec-run", run_dir, files, [f"cluster {c}" for c in range(n_clusters)],
                   cluster, confidence, [], _roots(*roots), scores,
-                  [f"cluster {c}" for c in range(n_clusters)], photo_dir)
+                  [f"cluster {c}" for c in range(n_clusters)], photo_dir,
+                  _roots(*roots, results.get("data_dir") or None))
 
 
 def classify_output(folder, csv_path):
@@ -149,7 +162,8 @@ def classify_output(folder, csv_path):
     return Source("classify", Path(csv_path), files, [class_name(c) for c in classes], group_of,
                   probs[np.arange(len(rows)), group_of] if len(rows) else np.zeros(0, np.float32),
                   [class_name(c) for c in classes], _roots(*roots), probs,
-                  [class_name(c) for c in classes], photo_dir)
+                  [class_name(c) for c in classes], photo_dir,
+                  _roots(*roots, csv_path, *{os.path.dirname(f) for f in files}))
 
 
 def labels_csv(csv_path):
@@ -162,9 +176,10 @@ def labels_csv(csv_path):
     groups = [c for c in PHOTO_CLASSES if c in found] + sorted(set(found) - set(PHOTO_CLASSES))
     group_of = np.array([groups.index(n) for n in names], dtype=np.int32)
     classes = [g for g in groups if g != "unlabelled"]
+    folders = {os.path.dirname(f) for f in files}
     return Source("labels", csv_path, files, groups, group_of,
                   np.full(len(files), np.nan, np.float32), classes,
-                  _roots(csv_path.parent, *{os.path.dirname(f) for f in files}))
+                  _roots(csv_path.parent, *folders), inputs=_roots(csv_path, *folders))
 
 
 def photo_folder(folder):

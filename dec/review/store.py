@@ -8,6 +8,7 @@ leaves half an action. Items are keyed by their absolute file path, which is
 what `labels.csv` (the format `prepare` reads) needs.
 """
 import csv
+import hashlib
 import sqlite3
 import threading
 import time
@@ -16,6 +17,10 @@ from pathlib import Path
 from data_prep.files import atomic
 
 UNSURE = "unsure"          # `x`: not sure / reject; never exported as a class
+# PRAGMA application_id of a store `dec review` made ("heOb"): any other
+# SQLite file (a fetch manifest, someone's database) is never written to.
+APPLICATION_ID = 0x68654F62
+TABLES = {"decisions", "labels", "group_names", "exports"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -36,6 +41,11 @@ CREATE TABLE IF NOT EXISTS labels (
   label TEXT NOT NULL,
   decision INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exports (      -- labels CSVs this store wrote, to replace only those
+  path TEXT PRIMARY KEY,
+  sha256 TEXT NOT NULL,
+  time REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS group_names (   -- a DEC cluster renamed to a class (§8.3)
   source TEXT NOT NULL,
   grp TEXT NOT NULL,
@@ -46,11 +56,39 @@ CREATE TABLE IF NOT EXISTS group_names (   -- a DEC cluster renamed to a class (
 """
 
 
+def check_store(path):
+    """An existing file as a review store: one `dec review` made (its
+    application_id, or the tables of a store made before it had one); read
+    only, so a refused file is left exactly as it was."""
+    try:
+        con = sqlite3.connect(f"file:{Path(path).absolute()}?mode=ro", uri=True)
+        try:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master "
+                                                "WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as err:
+        raise ValueError(f"{path} is not a review store (SQLite: {err}): name a new file "
+                         "for --labels") from None
+    earlier = app_id == 0 and {"decisions", "labels", "group_names"} <= tables <= TABLES
+    if app_id != APPLICATION_ID and not earlier:
+        raise ValueError(f"{path} is an SQLite file that `dec review` did not make: name a "
+                         "new file for --labels (it is left untouched)")
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class Store:
     def __init__(self, path):
         self.path = Path(path)
         if self.path.is_dir():
             raise IsADirectoryError(f"{path} is a folder: --labels names the review's SQLite file")
+        if self.path.exists():
+            check_store(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection, shared by the server's threads under a lock.
         self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -59,6 +97,7 @@ class Store:
         try:
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute("PRAGMA synchronous=FULL")     # a decision survives a power cut
+            self.con.execute(f"PRAGMA application_id={APPLICATION_ID}")
             self.con.executescript(SCHEMA)
         except sqlite3.DatabaseError as err:
             self.con.close()
@@ -157,16 +196,41 @@ class Store:
             return dict(self.con.execute("SELECT grp, label FROM group_names WHERE source = ?",
                                          (source,)))
 
+    def check_export(self, path):
+        """`path` may take an export: a new file, or one this store wrote and
+        nobody changed since (its SHA-256 as recorded). Returns its key."""
+        path = Path(path)
+        key = str(path.resolve())
+        if key == str(self.path.resolve()):
+            raise ValueError(f"{path} is the review store itself: export to another file")
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder: the export is a CSV file")
+        if path.exists():
+            with self.lock:
+                row = self.con.execute("SELECT sha256 FROM exports WHERE path = ?",
+                                       (key,)).fetchone()
+            if row is None or row[0] != sha256_of(path):
+                raise ValueError(f"{path} exists and is not an unchanged export of this review: "
+                                 "export to a new file (nothing is overwritten)")
+        return key
+
     def export(self, path):
         """labels.csv (path,label), the format `prepare` reads; unsure ones left
         out. Returns the number of rows."""
-        if Path(path).resolve() == self.path.resolve():
-            raise ValueError(f"{path} is the review store itself: export to another file")
+        key = self.check_export(path)
         with self.lock:
             rows = self.con.execute("SELECT item, label FROM labels WHERE label != ? "
                                     "ORDER BY item", (UNSURE,)).fetchall()
-        with atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "label"])
-            writer.writerows(rows)
+        with atomic(path) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["path", "label"])
+                writer.writerows(rows)
+            digest = sha256_of(tmp)
+            # Recorded before the rename: a crash between the two leaves a
+            # record of a file that is not there, which refuses nothing.
+            self._write(lambda con: con.execute(
+                "INSERT INTO exports (path, sha256, time) VALUES (?, ?, ?) ON CONFLICT(path) "
+                "DO UPDATE SET sha256 = excluded.sha256, time = excluded.time",
+                (key, digest, time.time())))
         return len(rows)

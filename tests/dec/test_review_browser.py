@@ -181,3 +181,90 @@ def test_classes_named_by_digits_have_their_digit(tmp_path, browser):
     finally:
         server.close()
         thread.join(10)
+
+
+# Each one would run script if the page parsed it as HTML (onerror fires
+# when the broken image loads; the svg one at parse time).
+HOSTILE = ["<img src=x onerror=document.body.setAttribute('data-pwned','1')>",
+           "<svg onload=document.body.setAttribute('data-pwned','2')>",
+           "x' onmouseover='document.body.setAttribute(`data-pwned`,3)"]
+
+
+def serve_review(review, tmp_path):
+    server = make_server(create_app(review, tmp_path / "labels.csv", tmp_path / "thumbs"),
+                         port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    return server, thread, f"http://127.0.0.1:{server.effective_port}/"
+
+
+def pwned(driver):
+    return driver.execute_script("return document.body.getAttribute('data-pwned')")
+
+
+def test_hostile_names_are_shown_as_text_and_never_run(tmp_path, browser):
+    """Class names (a labels CSV's labels, --classes), group names, file names
+    and a fetch manifest's descriptions, all made of HTML that would run."""
+    from PIL import Image
+
+    from data_prep import photos as photo_store
+    folder = tmp_path / "fetched"
+    folder.mkdir()
+    names = [f"{text}.png" for text in HOSTILE]
+    for name in names:
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(folder / name)
+    con = photo_store.open_manifest(folder)
+    with con:
+        for n, name in enumerate(names):
+            con.execute("INSERT INTO photos (uuid, descriptions, status, file, first_seen, "
+                        "updated) VALUES (?, ?, 'ok', ?, 0, 0)",
+                        (f"u{n}", '{"%s": "%s"}' % (HOSTILE[n].replace('"', ""),
+                                                     HOSTILE[(n + 1) % 3]), name))
+    con.close()
+    listed = tmp_path / "hostile.csv"
+    with open(listed, "w", newline="") as f:
+        import csv
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        for n, name in enumerate(names):
+            writer.writerow([folder / name, HOSTILE[n]])
+
+    from selenium.webdriver.common.by import By
+    for source, classes in ((listed, None), (folder, HOSTILE)):
+        store = tmp_path / f"{source.name}.sqlite"
+        review = open_review(source, store, classes)
+        out = tmp_path / f"out-{source.stem}"
+        out.mkdir()
+        server, thread, url = serve_review(review, out)
+        try:
+            browser.get(url)
+            idle(browser, lambda d: len(shown(d)) >= 1)
+            press(browser, "1")                      # a label badge with a hostile name
+            idle(browser, lambda d: reviewed(d) == 1)
+            press(browser, "h")                      # back: the detail of the labelled one
+            idle(browser, lambda d: HOSTILE[0] in d.find_element(By.ID, "meta").text)
+            press(browser, "?")
+            help_text = browser.find_element(By.ID, "keys").text
+            press(browser, "\ue00c")
+            page_text = browser.find_element(By.TAG_NAME, "body").text
+            options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#group option")]
+            assert pwned(browser) is None
+            for text in HOSTILE:                      # shown, as the text it is
+                assert text in help_text
+            assert HOSTILE[0] in page_text               # counts, badge, detail
+            assert [badge.text for badge in browser.find_elements(By.CSS_SELECTOR,
+                                                                   ".cell .badge")] == [HOSTILE[0]]
+            if source == listed:                       # groups are the labels
+                assert all(any(text in o for o in options) for text in HOSTILE)
+            else:                                      # file names and descriptions
+                captions = [c.text for c in browser.find_elements(By.TAG_NAME, "figcaption")]
+                assert sorted(captions) == sorted(names)
+                meta = browser.find_element(By.ID, "meta").text
+                assert HOSTILE[1] in meta
+            # the page parsed no element out of the data
+            assert browser.execute_script(
+                "return document.querySelectorAll('#grid svg, #meta img, #counts img, "
+                "#keys img, .badge *').length") == 0
+        finally:
+            server.close()
+            thread.join(10)

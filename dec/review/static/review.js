@@ -13,6 +13,22 @@ const S = {classes: [], labels: [], groups: [], kind: "", group: 0, order: "desc
            pages: 1, items: [], focus: 0, pageSize: 60, digitOf: {}, initialOf: {}};
 const $ = (id) => document.getElementById(id);
 
+// Every piece of data (class, cluster and file names, descriptions, paths) is
+// untrusted text: it enters the page only as text nodes and property values,
+// never as HTML. `el` is the one way this page builds elements.
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "style") Object.assign(node.style, v);        // CSSOM: allowed by the CSP
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k === "className") node.className = v;
+    else node.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== "") node.append(c);
+  return node;
+}
+const kbd = (key) => el("kbd", {}, key);
+
 // ---- server ---------------------------------------------------------------------------
 async function api(path, body) {
   const options = body === undefined ? {} : {
@@ -88,19 +104,21 @@ function buildControls() {
   for (const c of S.classes) rename.add(new Option(c, c));
   $("rename").hidden = S.kind !== "dec-run";
 
+  const spaced = (nodes) => nodes.flatMap((n, i) => (i ? [" ", n] : [n]));
   const rows = [];
   for (const c of S.classes) {
     const keys = keysOf(c);
-    rows.push([keys.map((k) => `<kbd>${k}</kbd>`).join(" "), `label the image <b>${c}</b>, go on`]);
-    rows.push([keys.map((k) => `<kbd>shift</kbd>+<kbd>${k.toUpperCase()}</kbd>`).join(" "),
-               `every image of the page not yet reviewed is <b>${c}</b>; next page`]);
+    rows.push([spaced(keys.map(kbd)), ["label the image ", el("b", {}, c), ", go on"]]);
+    rows.push([spaced(keys.map((k) => [kbd("shift"), "+", kbd(k.toUpperCase())]).flat()),
+               ["every image of the page not yet reviewed is ", el("b", {}, c), "; next page"]]);
   }
-  rows.push(["<kbd>x</kbd>", "unsure / reject"], ["<kbd>u</kbd>", "undo the last action"],
-            ["<kbd>←↓↑→</kbd> or <kbd>h</kbd> <kbd>j</kbd> <kbd>k</kbd> <kbd>l</kbd>", "move"],
-            ["<kbd>n</kbd> <kbd>p</kbd> (PageDown, PageUp)", "next / previous page"],
-            ["<kbd>]</kbd> <kbd>[</kbd>", "next / previous group"],
-            ["<kbd>t</kbd>", "most / least sure first"], ["<kbd>?</kbd>", "these keys"]);
-  $("keys").innerHTML = rows.map(([k, what]) => `<tr><td>${k}</td><td>${what}</td></tr>`).join("");
+  rows.push([[kbd("x")], ["unsure / reject"]], [[kbd("u")], ["undo the last action"]],
+            [[kbd("←↓↑→"), " or ", spaced(["h", "j", "k", "l"].map(kbd))], ["move"]],
+            [[kbd("n"), " ", kbd("p"), " (PageDown, PageUp)"], ["next / previous page"]],
+            [[kbd("]"), " ", kbd("[")], ["next / previous group"]],
+            [[kbd("t")], ["most / least sure first"]], [[kbd("?")], ["these keys"]]);
+  $("keys").replaceChildren(...rows.map(([k, what]) => el("tr", {}, el("td", {}, k),
+                                                           el("td", {}, what))));
 }
 
 // ---- state in the address, so a reload comes back to the same place ---------------------
@@ -119,13 +137,13 @@ function writeHash() {
 // ---- drawing ----------------------------------------------------------------------------
 function showSummary(summary) {
   const counts = Object.entries(summary.counts)
-    .map(([c, n]) => `<span style="color:${colour(c)}">${c} <b>${n}</b></span>`).join("");
+    .map(([c, n]) => el("span", {style: {color: colour(c)}}, `${c} `, el("b", {}, String(n))));
   const share = summary.total ? (100 * summary.reviewed / summary.total).toFixed(1) : "0.0";
-  $("counts").innerHTML = counts;
+  $("counts").replaceChildren(...counts);
   $("progress").textContent = `reviewed ${summary.reviewed} / ${summary.total} (${share}%)`;
   $("progress").dataset.reviewed = summary.reviewed;
   const select = $("group");
-  select.innerHTML = "";
+  select.replaceChildren();
   for (const g of summary.groups) {
     const name = g.class ? `${g.name} → ${g.class}` : g.name;
     select.add(new Option(`${name} · ${g.reviewed}/${g.size}`, g.index));
@@ -133,18 +151,19 @@ function showSummary(summary) {
   select.value = S.group;
 }
 
-function badge(label) {
-  return label ? `<span class="badge" style="background:${colour(label)}">${label}</span>` : "";
+function badge(label, extra = "") {
+  return label ? el("span", {className: `badge${extra}`, style: {background: colour(label)}},
+                    label) : null;
 }
 
 function renderGrid() {
-  const grid = $("grid");
-  grid.innerHTML = S.items.map((it, i) => {
+  $("grid").replaceChildren(...S.items.map((it, i) => {
     const conf = it.confidence === null ? "" : ` · ${it.confidence.toFixed(2)}`;
-    return `<figure class="cell${it.label ? " reviewed" : ""}" data-i="${i}" data-id="${it.id}">` +
-      `<img loading="lazy" src="thumb/${it.id}" alt="">${badge(it.label)}` +
-      `<figcaption>${escapeHtml(it.name)}${conf}</figcaption></figure>`;
-  }).join("");
+    return el("figure", {className: `cell${it.label ? " reviewed" : ""}`,
+                         dataset: {i: String(i), id: String(it.id)}},
+              el("img", {loading: "lazy", src: `thumb/${Number(it.id)}`, alt: ""}),
+              badge(it.label), el("figcaption", {}, `${it.name}${conf}`));
+  }));
   $("pageinfo").textContent = `page ${S.page + 1} / ${S.pages}`;
   const sure = S.items.some((it) => it.confidence !== null);
   $("order").textContent = sure ? (S.order === "desc" ? "most sure first" : "least sure first")
@@ -159,11 +178,7 @@ function renderCell(i) {
   cell.classList.toggle("reviewed", Boolean(it.label));
   const old = cell.querySelector(".badge");
   if (old) old.remove();
-  if (it.label) cell.querySelector("img").insertAdjacentHTML("afterend", badge(it.label));
-}
-
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  if (it.label) cell.querySelector("img").after(badge(it.label));
 }
 
 let detailFor = null;
@@ -178,26 +193,26 @@ function setFocus(i) {
   const it = S.items[S.focus];
   if (detailFor !== it.id) {
     detailFor = it.id;
-    $("big").src = `image/${it.id}`;
+    $("big").src = `image/${Number(it.id)}`;
     api(`api/item/${it.id}`).then((info) => { if (detailFor === info.id) showDetail(info); })
       .catch((err) => say(err.message, true));
   }
 }
 
 function showDetail(info) {
-  const rows = [["file", escapeHtml(info.name)], ["group", escapeHtml(info.group)],
-                ["label", info.label ? badge(info.label).replace("badge", "badge inline") : "—"]];
+  const rows = [["file", info.name], ["group", info.group],
+                ["label", info.label ? badge(info.label, " inline") : "—"]];
   const bytes = info.bytes < 1024 ? `${info.bytes} bytes` : `${(info.bytes / 1024).toFixed(0)} KiB`;
   if (info.width) rows.push(["size", `${info.width} × ${info.height}, ${bytes}`]);
   if (info.missing) rows.push(["file", "missing or outside the source"]);
   if (info.unreadable) rows.push(["file", "not readable as an image"]);
   for (const [name, v] of Object.entries(info.scores || {})) {
-    rows.push([escapeHtml(name), `<span class="bar" style="width:${Math.round(v * 120)}px"></span> ${v.toFixed(3)}`]);
+    const bar = el("span", {className: "bar", style: {width: `${Math.round(Number(v) * 120)}px`}});
+    rows.push([name, [bar, ` ${Number(v).toFixed(3)}`]]);
   }
-  for (const [lang, text] of Object.entries(info.descriptions || {})) {
-    rows.push([escapeHtml(lang), escapeHtml(text)]);
-  }
-  $("meta").innerHTML = `<table>${rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("")}</table>`;
+  for (const [lang, text] of Object.entries(info.descriptions || {})) rows.push([lang, String(text)]);
+  $("meta").replaceChildren(el("table", {}, rows.map(([k, v]) => el("tr", {}, el("td", {}, k),
+                                                                         el("td", {}, v)))));
   $("big").classList.toggle("small", (info.width || 999) < 128);
 }
 
