@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import db
-from .files import finish_folder, new_folder, write_json
+from .files import building, write_json
 
 # DEC's make_mnist_data: X = pixels * 0.02 (so bytes 0..255 → 0..5.1).
 PIXEL_SCALE = 0.02
@@ -199,8 +199,12 @@ def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
     resized (BICUBIC) to `size` (width, height) and written as RGB JPEGs to
     <out_dir>/<class name>/<class name>_<n>.jpg, a new folder built beside and
     renamed into place. Returns {class name: count}."""
+    with building(out_dir) as partial:
+        return _fill_photo_tree(image_set, partial, classes, per_class, size, seed)
+
+
+def _fill_photo_tree(image_set, partial, classes, per_class, size, seed):
     from PIL import Image
-    partial = new_folder(out_dir)
     rng = np.random.RandomState(seed)
     counts = {}
     for index in classes:
@@ -217,5 +221,4 @@ def write_photo_tree(image_set, out_dir, classes, per_class, size=(200, 150),
             image.convert("RGB").resize(size, Image.BICUBIC).save(
                 partial / name / f"{name}_{n:05d}.jpg", "JPEG", quality=90)
         counts[name] = per_class
-    finish_folder(partial, out_dir)
     return counts

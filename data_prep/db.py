@@ -146,21 +146,49 @@ def read_db(path, limit=None):
     path = Path(path)
     if not (path / "CURRENT").exists():
         raise FileNotFoundError(f"no LevelDB database at {path}")
+    from google.protobuf.message import DecodeError
     xs, ys = [], []
-    db = plyvel.DB(str(path), create_if_missing=False)
     try:
-        datum = Datum()
-        for i, (_, value) in enumerate(db.iterator()):
-            if limit is not None and i >= limit:
-                break
-            datum.ParseFromString(value)
-            xs.append(from_datum(datum))
-            ys.append(datum.label)
-    finally:
-        db.close()
+        db = plyvel.DB(str(path), create_if_missing=False)
+        try:
+            datum = Datum()
+            for i, (_, value) in enumerate(db.iterator()):
+                if limit is not None and i >= limit:
+                    break
+                datum.ParseFromString(value)
+                xs.append(from_datum(datum))
+                ys.append(datum.label)
+        finally:
+            db.close()
+    except (plyvel.Error, DecodeError) as err:
+        raise ValueError(f"{path} is not a readable database of Caffe Datums "
+                         f"({err.__class__.__name__}: {err})") from None
     if not xs:
         raise ValueError(f"{path} is empty")
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+
+def reader_copy(path, dest):
+    """A private copy of LevelDB `path` at `dest` for one reader (a DEC run):
+    LevelDB lets one process open a store at a time, readers too, so two runs
+    on one data folder each read their own. Table files (.ldb, .sst) are never
+    changed once written, so they are hard-linked (copied across file
+    systems); the few small files LevelDB rewrites are copied. Returns dest."""
+    path, dest = Path(path), Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for item in path.iterdir():
+        if item.name == "LOCK" or not item.is_file():
+            continue
+        if item.suffix in (".ldb", ".sst"):
+            try:
+                os.link(item, dest / item.name)
+                continue
+            except OSError:
+                pass
+        shutil.copy2(item, dest / item.name)
+    return dest
 
 
 def count_db(path):

@@ -45,33 +45,58 @@ def overlaps(a, b):
     return a == b or a in b.parents or b in a.parents
 
 
-def new_folder(path, inputs=()):
-    """A folder for a command's new output, made beside and renamed into place by
-    the caller: it must not exist yet or be empty (a rerun never writes into a
-    folder a person may have reviewed, renamed or pruned), and it must not
-    overlap the user's inputs (read-only). Returns the path to build in
-    (<path>.partial, emptied)."""
+PARTIAL_MARK = ".heobs-partial"     # in a <folder>.partial this tool made
+
+
+@contextlib.contextmanager
+def building(path, inputs=()):
+    """A new output folder, built as <path>.partial and renamed into place when
+    the block ends; removed on an error or interrupt. `path` must not exist
+    yet or be empty (a rerun never writes into a folder a person may have
+    reviewed, renamed or pruned), and it must not overlap the user's inputs
+    (read-only). The .partial folder is locked while it is built (a second
+    command on the same output stops at once) and marked as ours: a
+    <path>.partial that is not ours and not empty is refused, never removed."""
     path = Path(path)
     for source in inputs:
         if overlaps(path, source):
             raise ValueError(f"{path} overlaps the input {source}: write into a new folder")
+    _check_new(path)
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists() and (not partial.is_dir() or (any(partial.iterdir()) and
+                                                      not (partial / PARTIAL_MARK).exists())):
+        raise ValueError(f"{partial} exists and was not made by this tool: move it away "
+                         "(it is left untouched)")
+    partial.mkdir(parents=True, exist_ok=True)
+    handle = os.open(partial, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{path} is being made by another command: wait for it or use "
+                       "another folder") from None
+        for leftover in partial.iterdir():          # an interrupted run of ours
+            shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() \
+                else leftover.unlink()
+        (partial / PARTIAL_MARK).touch()
+        try:
+            yield partial
+            _check_new(path)
+            (partial / PARTIAL_MARK).unlink()
+            if path.exists():
+                path.rmdir()                        # empty: checked
+            os.rename(partial, path)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    finally:
+        os.close(handle)
+
+
+def _check_new(path):
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ValueError(f"{path} already exists and is not empty: choose a new folder "
                          "(nothing in it is overwritten)")
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    return partial
-
-
-def finish_folder(partial, path):
-    """Rename a folder built by new_folder into place."""
-    path = Path(path)
-    if path.exists():
-        path.rmdir()                 # empty: new_folder checked
-    os.rename(partial, path)
-    return path
 
 
 def unique_path(path, used):

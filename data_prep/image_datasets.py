@@ -10,8 +10,8 @@ import numpy as np
 
 from .caffe_tools import run_tool
 from .checks import check_name
-from .files import write_json, write_text
-from .images import readable
+from .files import locked, write_json, write_text
+from .images import Unreadable, decode_bgr
 from .labels import class_name
 
 IMAGE_SIDE = 256    # images are stored at 256x256, as BVLC's ImageNet data
@@ -86,12 +86,13 @@ def unique_items(items, log=print):
 
 
 def readable_by_caffe(path):
-    """None if OpenCV — what convert_imageset decodes with — reads the image,
-    else the reason (GIF, for one, is not read)."""
-    import cv2
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        return readable(path) or "OpenCV (Caffe's decoder) cannot read it"
+    """None if the whole image decodes, by PIL and by OpenCV — what
+    convert_imageset decodes with — else the reason (GIF, for one, is not
+    read by OpenCV)."""
+    try:
+        decode_bgr(path)
+    except Unreadable as err:
+        return str(err).removeprefix(f"{path}: ")
     return None
 
 
@@ -103,8 +104,13 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
     unlabelled = sum(1 for _, label in items if not label)
     if unlabelled:
         raise ValueError(f"{unlabelled} images have no label; label them first")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Absolute: a folder named "-x" never reaches Caffe's tools as a flag.
+    out_dir = Path(out_dir).absolute()
+    with locked(out_dir):        # two prepares on one folder: the second stops at once
+        return _prepare(items, out_dir, ratios, seed, backend, log, shuffle)
+
+
+def _prepare(items, out_dir, ratios, seed, backend, log, shuffle):
     good = []
     for path, label in unique_items(items, log):
         reason = readable_by_caffe(path)

@@ -69,10 +69,32 @@ def readable(path):
     """None if PIL can decode the whole image, else the reason."""
     try:
         with Image.open(path) as im:
-            im.load()
+            im.load()                 # every pixel: a truncated file fails here
         return None
-    except Exception as err:
+    except Exception as err:          # any decoder error, a decompression bomb too
         return f"{err.__class__.__name__}: {err}"
+
+
+class Unreadable(ValueError):
+    """An image file that does not decode completely."""
+
+
+def decode_bgr(path):
+    """The image as Caffe's tools read it (OpenCV, BGR uint8), only when the
+    whole file decodes: OpenCV pads a truncated JPEG grey and *raises* on a
+    header over its pixel limit, so PIL decodes it completely first (the
+    fetcher's rule) and any error of either is Unreadable, never fatal."""
+    import cv2
+    reason = readable(path)
+    if reason:
+        raise Unreadable(f"{path}: {reason}")
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as err:
+        raise Unreadable(f"{path}: OpenCV: {str(err).strip().splitlines()[-1]}") from None
+    if image is None:
+        raise Unreadable(f"{path}: OpenCV (Caffe's decoder) cannot read it")
+    return image
 
 
 def to_hwc(image):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic, finish_folder, new_folder, unique_path
+from .files import atomic, building, unique_path
 from .images import IMAGE_SUFFIXES, list_photos
 
 PHOTO_CLASSES = ("heritage", "being", "scenery", "other")   # report §3.3 load_label
@@ -39,12 +39,11 @@ def sample(source, n, out_dir, seed=1234):
     files = list_photos(source)
     if n > len(files):
         raise ValueError(f"{source} has {len(files)} photos, fewer than {n}")
-    partial = new_folder(out_dir, inputs=[source])
     chosen = [files[i] for i in np.random.RandomState(seed).choice(len(files), n, replace=False)]
-    used = set()
-    for path in chosen:
-        shutil.copy2(path, unique_path(partial / path.name, used))
-    finish_folder(partial, out_dir)
+    with building(out_dir, inputs=[source]) as partial:
+        used = set()
+        for path in chosen:
+            shutil.copy2(path, unique_path(partial / path.name, used))
     return chosen
 
 

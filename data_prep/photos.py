@@ -116,9 +116,14 @@ def open_manifest(out_dir, create=True):
                                 "is this the --out folder of a fetch?")
     out_dir.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(out_dir / MANIFEST)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.executescript(SCHEMA)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.executescript(SCHEMA)
+    except sqlite3.DatabaseError as err:        # garbage or another program's file
+        con.close()
+        raise ValueError(f"{out_dir / MANIFEST} is not a fetch manifest (SQLite: {err}); "
+                         "move it away to start again") from None
     return con
 
 

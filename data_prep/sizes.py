@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .files import finish_folder, new_folder, unique_path
+from .files import building, unique_path
 from .images import to_rgb
 
 
@@ -89,19 +89,18 @@ def resize_all(items, out_dir, size=None, log=print):
     sized = with_sizes(items, log)
     if not sized:
         raise ValueError("no readable images to resize")
-    partial = new_folder(out_dir, inputs={Path(p).resolve().parent for p, _, _ in sized})
     if size is None:
         size = (min(s[0] for _, _, s in sized), min(s[1] for _, _, s in sized))
     resized, used = [], set()
-    for path, label, _ in sized:
-        try:
-            with Image.open(path) as im:
-                im = to_rgb(ImageOps.exif_transpose(im)).resize(size, Image.BICUBIC)
-        except Exception as err:            # a decoder error past the header: report, skip
-            log(f"skipped {path}: {err.__class__.__name__}: {err}")
-            continue
-        name = unique_path(partial / (Path(path).stem + ".jpg"), used).name
-        im.save(partial / name, quality=95)
-        resized.append((out_dir / name, label))
-    finish_folder(partial, out_dir)
+    with building(out_dir, inputs={Path(p).resolve().parent for p, _, _ in sized}) as partial:
+        for path, label, _ in sized:
+            try:
+                with Image.open(path) as im:
+                    im = to_rgb(ImageOps.exif_transpose(im)).resize(size, Image.BICUBIC)
+            except Exception as err:        # a decoder error past the header: report, skip
+                log(f"skipped {path}: {err.__class__.__name__}: {err}")
+                continue
+            name = unique_path(partial / (Path(path).stem + ".jpg"), used).name
+            im.save(partial / name, quality=95)
+            resized.append((out_dir / name, label))
     return resized, size

@@ -103,12 +103,17 @@ def check_stages(run_dir, options, force, log):
 
 def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force, log,
          progress):
-    check_stages(run_dir, stage_options(name, sched, n_clusters, autoencoder_file), force, log)
     timings = {}
     start = time.perf_counter()
+    data_dir = paths["total"].parent.resolve()
+    # Each run reads its own copy: a second run on the same data folder (another
+    # seed) never meets LevelDB's one-process lock, and the data stay untouched.
+    paths = {split: db.reader_copy(path, run_dir / "data" / path.name)
+             for split, path in paths.items()}
     x, y = db.read_db(paths["total"])
-    if len(x) < n_clusters:
+    if len(x) < n_clusters:       # before stages.json: a refused command records nothing
         raise ValueError(f"{name} has {len(x)} samples, fewer than {n_clusters} clusters")
+    check_stages(run_dir, stage_options(name, sched, n_clusters, autoencoder_file), force, log)
     # Labels where the data set has classes; -1 marks a sample without one.
     labels = y if meta.get("classes") and (y >= 0).any() else None
 
@@ -139,7 +144,7 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
 
     # data_dir: where the review page finds the data set (and a photo set's photos).
     results = {"dataset": name, "source": meta.get("source", name),
-               "data_dir": str(paths["total"].parent.resolve()), "samples": len(x),
+               "data_dir": str(data_dir), "samples": len(x),
                "clusters": n_clusters,
                "converged": result["converged"], "rounds": result["rounds"],
                "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.checks import check_name
-from data_prep.files import finish_folder, new_folder, unique_path, write_json, write_text
+from data_prep.files import building, unique_path, write_json, write_text
 from data_prep.image_datasets import IMAGE_SIDE, read_classes
-from data_prep.images import list_photos
+from data_prep.images import Unreadable, decode_bgr, list_photos
 
 from .. import engine, metrics
 from . import nets as caffenet
@@ -34,12 +34,10 @@ def load_classifier(run_dir, weights=None, batch=50):
 
 def preprocess(path, mean):
     """As the TEST data layer sees a convert_imageset record: BGR, 256x256
-    (cv::resize, linear), centre crop 227, minus the mean image's crop."""
+    (cv::resize, linear), centre crop 227, minus the mean image's crop.
+    Raises Unreadable for a file that does not decode completely."""
     import cv2
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {path}")
-    image = cv2.resize(image, (IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
+    image = cv2.resize(decode_bgr(path), (IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
     off = (IMAGE_SIDE - caffenet.CROP) // 2
     chw = image.transpose(2, 0, 1)[:, off:off + caffenet.CROP, off:off + caffenet.CROP]
     return chw - mean[:, off:off + caffenet.CROP, off:off + caffenet.CROP]
@@ -58,7 +56,7 @@ def classify(run_dir, files, batch=50, weights=None, progress=True, log=print):
             try:
                 arrays.append(preprocess(path, mean))
                 kept.append(Path(path))
-            except ValueError as err:
+            except Unreadable as err:
                 log(f"skipped {err}")
         if not arrays:
             continue
@@ -120,9 +118,14 @@ def pseudo_label(run_dir, source, out_dir, copy=False, batch=50, progress=True, 
     out_dir is new (or empty) and outside the source: the photos are read-only,
     and a folder a person reviewed is never written into again. It is built
     beside and renamed into place at the end."""
-    partial = new_folder(out_dir, inputs=[source])
-    files = list_photos(source)
-    kept, probs, classes = classify(run_dir, files, batch=batch, progress=progress, log=log)
+    with building(out_dir, inputs=[source]) as partial:
+        files = list_photos(source)
+        kept, probs, classes = classify(run_dir, files, batch=batch, progress=progress, log=log)
+        _fill(partial, run_dir, source, kept, probs, classes, copy)
+    return dict(Counter(classes[int(p.argmax())] for p in probs))
+
+
+def _fill(partial, run_dir, source, kept, probs, classes, copy):
     for label in classes:
         (partial / check_name(label, "class name")).mkdir()
     used = set()
@@ -141,5 +144,3 @@ def pseudo_label(run_dir, source, out_dir, copy=False, batch=50, progress=True, 
     write_json(partial / "classify.json", {"source": str(Path(source).resolve()),
                                            "run": str(Path(run_dir).resolve()),
                                            "classes": list(classes)})
-    finish_folder(partial, out_dir)
-    return dict(Counter(classes[int(p.argmax())] for p in probs))

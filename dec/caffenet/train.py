@@ -82,11 +82,18 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
 def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
     from tqdm import tqdm
     info = json.loads((dataset_dir / "dataset.json").read_text())
-    owner = run_dir / "run.json"          # a run folder belongs to one dataset
-    if owner.exists() and json.loads(owner.read_text())["dataset"] != str(dataset_dir):
-        raise ValueError(f"{run_dir} is a run on {json.loads(owner.read_text())['dataset']}; "
+    owner = run_dir / "run.json"          # a run folder belongs to one dataset, as it was
+    made = json.loads(owner.read_text()) if owner.exists() else {}
+    contents = dataset_fingerprint(dataset_dir)
+    if made and made["dataset"] != str(dataset_dir):
+        raise ValueError(f"{run_dir} is a run on {made['dataset']}; "
                          "use a new --run for another dataset")
-    write_json(owner, {"dataset": str(dataset_dir), "classes": info["classes"]})
+    if made.get("fingerprint", contents) != contents:
+        raise ValueError(f"{dataset_dir} changed since {run_dir} trained on it (prepared "
+                         "again?): its snapshots, classes and mean belong to the old one; "
+                         "use a new --run")
+    write_json(owner, {"dataset": str(dataset_dir), "classes": info["classes"],
+                       "fingerprint": contents})
     backend = info["backend"]
     n_val = sum(info["counts"]["val"].values())
     # Validation sees each image once: test_iter x batch = the set's size.
@@ -163,6 +170,18 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
         "test_iter": test_iter, "train": rows[-1] if rows else None,
         "validation": tests[-1] if tests else None})
     return rows, tests
+
+
+def dataset_fingerprint(dataset_dir):
+    """SHA-256 of what a run copies from its dataset and trains on: the
+    split lists, classes, mean image and dataset.json."""
+    import hashlib
+    digest = hashlib.sha256()
+    for name in ("dataset.json", "classes.txt", "mean.binaryproto", "train.txt", "val.txt",
+                 "test.txt"):
+        path = Path(dataset_dir) / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
 
 
 def newest_snapshot(folder, log=print):

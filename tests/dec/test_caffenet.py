@@ -229,3 +229,42 @@ def test_a_diverging_training_stops_with_one_line(trained, tmp_path):
                              log=lambda *a: None)
     rows, _ = caffenet_train.parse_log((tmp_path / "run" / "train.log").read_text())
     assert rows[-1]["iteration"] < 200
+
+
+@pytest.mark.caffe
+def test_train_refuses_a_run_whose_dataset_was_prepared_again(trained, tmp_path):
+    """prepare into the dataset a run trained on, then train: the run's classes,
+    deploy net and mean would belong to another dataset."""
+    root, _, _, _, _ = trained
+    dataset, run = tmp_path / "dataset", tmp_path / "run"
+    shutil.copytree(root / "dataset", dataset)
+    caffenet_train.train(dataset, run, small_solver(2, test_interval=1000, snapshot=1000),
+                         progress=False, log=lambda *a: None)
+    before = {n: (run / n).read_bytes() for n in ("classes.txt", "deploy.prototxt",
+                                                   "mean.binaryproto", "run.json")}
+    items = labels.labels_from_prefixes(root / "photos")
+    image_datasets.prepare(items, dataset, seed=4, log=lambda *a: None)     # another split
+    with pytest.raises(ValueError, match="changed since"):
+        caffenet_train.train(dataset, run, small_solver(4), progress=False, log=lambda *a: None)
+    assert {n: (run / n).read_bytes() for n in before} == before
+
+
+@pytest.mark.caffe
+def test_classify_skips_a_huge_header_and_a_truncated_photo_and_leaves_no_partial(trained,
+                                                                                 tmp_path):
+    from tests.data_prep.test_safety import png_header_only
+    root, _, _, _, _ = trained
+    photos = tmp_path / "photos"
+    make_images(photos, per_class=1)
+    png_header_only(photos / "huge.png", 50000, 50000)
+    whole = (photos / "being_000.jpg").read_bytes()
+    (photos / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    logged = []
+    counts = classify.pseudo_label(root / "run", photos, tmp_path / "out", progress=False,
+                                   log=logged.append)
+    assert sum(counts.values()) == 3
+    assert any("huge.png" in m for m in logged) and any("cut.jpg" in m for m in logged)
+    assert not (tmp_path / "out.partial").exists()
+    with pytest.raises(FileNotFoundError):            # fails half way: nothing left behind
+        classify.pseudo_label(tmp_path / "no-run", photos, tmp_path / "out2", progress=False)
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out2.partial").exists()

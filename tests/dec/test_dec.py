@@ -354,3 +354,22 @@ def test_photos_partly_labelled_with_a_class_absent_and_a_resumed_stage(tmp_path
     assert data_cli.main(["prepare", "--labels", str(tmp_path / "labels.csv"), "--out",
                           str(tmp_path / "dataset")]) == 0
     assert (tmp_path / "dataset" / "train_leveldb" / "CURRENT").exists()
+
+
+@pytest.mark.caffe
+def test_two_runs_share_a_data_folder_and_a_refused_run_records_nothing(digits_data, tmp_path):
+    """Two seeds on one data folder at once: LevelDB lets one process open a
+    store, so each run reads its own copy. Held open here as another run would."""
+    import plyvel
+    held = plyvel.DB(str(digits_data / "digits400_total"))
+    try:
+        with pytest.raises(ValueError, match="fewer than 500 clusters"):
+            pipeline.run("digits400", digits_data, tmp_path / "refused", SMALL, n_clusters=500,
+                         progress=False, log=lambda *a: None)
+        assert not (tmp_path / "refused" / "stages.json").exists()
+        quick = SMALL.override(pretrain_iter=20, finetune_iter=20, max_rounds=1)
+        results = pipeline.run("digits400", digits_data, tmp_path / "run", quick,
+                               progress=False, log=lambda *a: None)
+    finally:
+        held.close()
+    assert results["samples"] == 400 and results["data_dir"] == str(digits_data.resolve())
