@@ -9,23 +9,19 @@ SQLite manifest next to the images — the single source of truth for later
 steps and for resuming after any interrupt (kill -9 included).
 """
 import csv
-import email.utils
 import hashlib
-import http.client
 import io
 import json
 import os
 import queue
-import random
 import re
 import sqlite3
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import urllib3
 from PIL import Image
 
 from .files import atomic, write_json
@@ -147,12 +143,38 @@ def rows(con, where="1", params=()):
 
 
 # ---- one download ------------------------------------------------------------------
-class Transient(Exception):
-    """Worth another try: connection trouble, timeouts, 5xx, 429, incomplete body."""
+# urllib3 does the HTTP and the retry policy (statuses worth another try,
+# exponential backoff with jitter, Retry-After); the loop below runs every
+# attempt itself, so the rate limit, Ctrl-C and the body's deadline apply to
+# each one, and a failure while reading the body is retried by the same policy.
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
 
-    def __init__(self, reason, http_status=None, retry_after=None):
-        super().__init__(reason)
-        self.reason, self.http_status, self.retry_after = reason, http_status, retry_after
+
+class FetchRetry(urllib3.util.Retry):
+    """urllib3's Retry; a Retry-After that is neither seconds nor a date is
+    treated as absent (the backoff applies), not as an error."""
+
+    def get_retry_after(self, response):
+        try:
+            return super().get_retry_after(response)
+        except urllib3.exceptions.InvalidHeader:
+            return None
+
+
+def retry_policy(config):
+    return FetchRetry(total=config.retries, redirect=5, allowed_methods={"GET"},
+                      status_forcelist=RETRY_STATUSES, backoff_factor=config.backoff,
+                      backoff_max=config.max_backoff, backoff_jitter=config.backoff,
+                      retry_after_max=config.max_backoff, raise_on_status=False)
+
+
+# One attempt: redirects followed, nothing retried inside urllib3.
+ONE_ATTEMPT = urllib3.util.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                                 raise_on_status=False)
+
+
+class Transient(Exception):
+    """Worth another try: a failure while the body was read (cut short, too slow)."""
 
 
 @dataclass
@@ -191,16 +213,6 @@ def check_image(body):
             raise ValueError("not an image (undecodable data)") from None
         raise ValueError(f"undecodable image ({text})") from None
     return fmt, size[0], size[1]
-
-
-def parse_retry_after(value):
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
 
 
 class RateLimiter:
@@ -244,96 +256,130 @@ class TooLarge(ValueError):
     pass
 
 
-def _download(url, config, stop=None):
-    request = urllib.request.Request(url, headers={"User-Agent": config.user_agent})
-    deadline = time.monotonic() + config.timeout
-    try:
-        with urllib.request.urlopen(request, timeout=config.timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > config.max_bytes:
-                raise TooLarge(f"{length} bytes, larger than --max-bytes {config.max_bytes}")
-            chunks, total = [], 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise Transient("timeout while reading the body", response.status)
-                if stop is not None and stop.is_set():
-                    raise Transient("interrupted")
-                chunk = response.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > config.max_bytes:
-                    raise TooLarge(f"over {config.max_bytes} bytes (--max-bytes)")
-            body = b"".join(chunks)
-            if length is not None and total != int(length):
-                raise Transient(f"incomplete body: {total} of {length} bytes", response.status)
-            return response.status, response.headers.get("Content-Type", ""), body
-    except urllib.error.HTTPError as err:
-        if err.code in (429, 503) or 500 <= err.code < 600:
-            raise Transient(f"HTTP {err.code}", err.code,
-                            parse_retry_after(err.headers.get("Retry-After"))) from None
-        raise
-    except urllib.error.URLError as err:
-        kind = "timeout" if isinstance(err.reason, TimeoutError) else "connection error"
-        raise Transient(f"{kind}: {err.reason}") from None
-    except TimeoutError:
-        raise Transient("timeout") from None
-    except (http.client.HTTPException, OSError) as err:
-        raise Transient(f"connection error: {err.__class__.__name__}") from None
+def connection_pool(config):
+    return urllib3.PoolManager(maxsize=config.concurrency, block=False,
+                               headers={"User-Agent": config.user_agent})
 
 
-def fetch_one(uuid, out_dir, config, limiter, stop=None):
+def read_body(response, config, deadline, stop=None):
+    """Every byte by the deadline (the request's start + --timeout): each read
+    returns what has arrived (read1) and waits at most the time left, so a
+    server that trickles a photo cannot stretch the timeout."""
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > config.max_bytes:
+        raise TooLarge(f"{length} bytes, larger than --max-bytes {config.max_bytes}")
+    connection = response.connection
+    chunks, total = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Transient(f"timeout: {total} bytes within --timeout {config.timeout:g} s")
+        if stop is not None and stop.is_set():
+            raise Transient("interrupted")
+        if connection is not None and connection.sock is not None:
+            connection.sock.settimeout(left)
+        try:
+            chunk = response.read1(65536)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise Transient(f"timeout: {total} bytes within --timeout {config.timeout:g} s") \
+                from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as err:
+            raise Transient(f"incomplete body: {total} bytes ({err.__class__.__name__})") from None
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > config.max_bytes:
+            raise TooLarge(f"over {config.max_bytes} bytes (--max-bytes)")
+    if length.isdigit() and total != int(length):
+        raise Transient(f"incomplete body: {total} of {length} bytes")
+    return b"".join(chunks)
+
+
+def fetch_one(uuid, out_dir, config, limiter, stop=None, http=None):
     """Download one photo to <out_dir>/<uuid>.<ext>, or say why not."""
     out_dir = Path(out_dir)
+    http = http or connection_pool(config)
+    retry = retry_policy(config)
     outcome = Outcome(uuid, "failed")
-    for attempt in range(config.retries + 1):
+    while True:
         if stop is not None and stop.is_set():
             outcome.reason = "interrupted"
             return outcome
-        outcome.attempts = attempt + 1
+        outcome.attempts += 1
         limiter.wait()
+        response = error = body = None
+        deadline = time.monotonic() + config.timeout
         try:
-            status, content_type, body = _download(config.url(uuid), config, stop)
+            response = http.request("GET", config.url(uuid), preload_content=False,
+                                    retries=ONE_ATTEMPT,
+                                    timeout=urllib3.Timeout(total=config.timeout))
+            outcome.http_status = response.status
+            if retry.is_retry("GET", response.status, "Retry-After" in response.headers):
+                outcome.reason = f"HTTP {response.status}"
+            elif response.status >= 400:
+                outcome.status = "missing" if response.status in (404, 410) else "failed"
+                outcome.reason = f"HTTP {response.status}"
+                return outcome
+            else:
+                body = read_body(response, config, deadline, stop)
         except TooLarge as err:
             outcome.status, outcome.reason = "broken", f"too large: {err}"
             return outcome
         except Transient as err:
-            outcome.reason, outcome.http_status = err.reason, err.http_status
-            if attempt == config.retries:
-                return outcome
-            delay = min(config.max_backoff, config.backoff * 2 ** attempt)
-            delay = err.retry_after if err.retry_after is not None else delay * random.uniform(0.5, 1.5)
-            if stop is not None:
-                stop.wait(min(delay, config.max_backoff))      # an interrupt wakes it
-            else:
-                time.sleep(min(delay, config.max_backoff))
-            continue
-        except urllib.error.HTTPError as err:
-            outcome.http_status = err.code
-            outcome.status = "missing" if err.code in (404, 410) else "failed"
-            outcome.reason = f"HTTP {err.code}"
-            return outcome
-        outcome.http_status = status
-        outcome.bytes = len(body)
+            error, outcome.reason = err, str(err)
+        except urllib3.exceptions.MaxRetryError as err:       # redirects or the connection
+            error, outcome.reason = err.reason, describe(err.reason)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            error, outcome.reason = err, describe(err)
+        finally:
+            if response is not None:
+                response.release_conn() if body is not None else response.close()
+        if body is not None:
+            return save(outcome, body, response.headers.get("Content-Type", ""), out_dir)
         try:
-            if content_type.startswith("text/") and body:
-                raise ValueError(f"{content_type.split(';')[0]} page instead of an image")
-            fmt, width, height = check_image(body)
-        except ValueError as err:
-            outcome.status, outcome.reason = "broken", str(err)
+            retry = retry.increment("GET", config.url(uuid), response=None if error else response,
+                                    error=error)
+        except urllib3.exceptions.MaxRetryError:
             return outcome
-        name = f"{uuid}.{EXTENSIONS.get(fmt, fmt.lower())}"
-        partial = out_dir / PARTIAL / (name + ".part")
-        with open(partial, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, out_dir / name)
-        outcome.status, outcome.reason = "ok", None
-        outcome.sha256 = hashlib.sha256(body).hexdigest()
-        outcome.format, outcome.width, outcome.height, outcome.file = fmt, width, height, name
+        delay = (retry.get_retry_after(response) if response is not None and not error
+                 else None)
+        delay = retry.get_backoff_time() if delay is None else delay
+        if stop is not None:
+            stop.wait(delay)                       # an interrupt wakes it
+        else:
+            time.sleep(delay)
+
+
+def describe(err):
+    """A transport error in a few words, for the manifest's reason."""
+    if isinstance(err, (urllib3.exceptions.TimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(err, urllib3.exceptions.MaxRetryError):
+        return "too many redirects"
+    return f"connection error: {err.__class__.__name__}"
+
+
+def save(outcome, body, content_type, out_dir):
+    """A whole image written beside and renamed into place; anything else is 'broken'."""
+    outcome.bytes = len(body)
+    try:
+        if content_type.startswith("text/") and body:
+            raise ValueError(f"{content_type.split(';')[0]} page instead of an image")
+        fmt, width, height = check_image(body)
+    except ValueError as err:
+        outcome.status, outcome.reason = "broken", str(err)
         return outcome
+    name = f"{outcome.uuid}.{EXTENSIONS.get(fmt, fmt.lower())}"
+    partial = out_dir / PARTIAL / (name + ".part")
+    with open(partial, "wb") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, out_dir / name)
+    outcome.status, outcome.reason = "ok", None
+    outcome.sha256 = hashlib.sha256(body).hexdigest()
+    outcome.format, outcome.width, outcome.height, outcome.file = fmt, width, height, name
     return outcome
 
 
@@ -357,6 +403,7 @@ def start_workers(todo, out_dir, config, limiter, stop):
     comes back on the returned queue (an unexpected error as a 'failed' one).
     Daemon threads: an interrupted process does not wait for them."""
     work, results = queue.Queue(), queue.Queue()
+    http = connection_pool(config)          # one pool: connections kept alive across photos
     for uuid in todo:
         work.put(uuid)
 
@@ -367,7 +414,7 @@ def start_workers(todo, out_dir, config, limiter, stop):
             except queue.Empty:
                 return
             try:
-                results.put(fetch_one(uuid, out_dir, config, limiter, stop))
+                results.put(fetch_one(uuid, out_dir, config, limiter, stop, http))
             except Exception as err:          # a bug or an odd answer: this photo only
                 results.put(Outcome(uuid, "failed", reason=f"{err.__class__.__name__}: {err}"))
 

@@ -38,6 +38,7 @@ OK_JPEG, OK_PNG, NOT_FOUND, GONE, FLAKY_500, RETRY_AFTER, RESET, SLOW, TRUNC_LEN
 class PhotoServer(BaseHTTPRequestHandler):
     behaviour = {}
     requests = {}
+    sent = {}                    # bytes of a trickled body written before the client left
     latency = 0.0
     lock = threading.Lock()
     hold_after = None            # requests after this many wait until `release` is set
@@ -111,11 +112,40 @@ class PhotoServer(BaseHTTPRequestHandler):
             self.send_body(b"")
         elif kind == "corrupt":
             self.send_body(CORRUPT)
+        elif kind == "trickle":                  # a byte every 20 ms: 700 bytes in 14 s
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(JPEG)))
+            self.end_headers()
+            for n in range(len(JPEG)):
+                self.wfile.write(JPEG[n:n + 1])
+                self.wfile.flush()
+                with self.lock:
+                    self.sent[uuid] = n + 1
+                time.sleep(0.02)
+        elif kind.startswith("status-"):         # status-<code>-<times>[-<retry-after>]
+            _, code, times, *after = kind.split("-", 3)
+            if count <= int(times):
+                self.send_response(int(code))
+                if after:
+                    self.send_header("Retry-After", after[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.send_body(JPEG)
+        elif kind == "bad-length":
+            self.send_body(JPEG, length="abc")
+        elif kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", f"/photo/{OK_JPEG}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
 
 @pytest.fixture
 def server():
     PhotoServer.behaviour, PhotoServer.requests, PhotoServer.latency = {}, {}, 0.0
+    PhotoServer.sent = {}
     PhotoServer.hold_after, PhotoServer.release = None, threading.Event()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), PhotoServer)
     httpd.daemon_threads = True
@@ -361,3 +391,74 @@ def test_ctrl_c_stops_fetch_at_once_and_keeps_what_finished(server, tmp_path):
     assert victim.returncode == 130 and "interrupted" in err
     done = [r for r in manifest(tmp_path / "out").values() if r["status"] == "ok"]
     assert len(done) == 6
+
+
+def fetch_behaviours(server, tmp_path, behaviour, **kw):
+    _, base = server
+    PhotoServer.behaviour = behaviour
+    (tmp_path / "photos.txt").write_text("".join(f"{u} | p | eng\n" for u in behaviour))
+    photos.fetch(tmp_path / "photos.txt", tmp_path / "out", config(base, **kw),
+                 progress=False, log=lambda *a: None)
+    return manifest(tmp_path / "out")
+
+
+def gaps(uuid):
+    times = PhotoServer.requests[uuid]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_the_timeout_runs_from_connection_to_last_byte(server, tmp_path):
+    """A server that trickles a photo cannot stretch --timeout: the client
+    leaves long before the last byte (the old reader waited for all of it)."""
+    m = fetch_behaviours(server, tmp_path, {uid(1): "trickle"}, timeout=0.5, retries=1)
+    assert m[uid(1)]["status"] == "failed" and m[uid(1)]["reason"].startswith("timeout")
+    assert m[uid(1)]["attempts"] == 2 and len(PhotoServer.requests[uid(1)]) == 2
+    assert PhotoServer.sent[uid(1)] < len(JPEG) // 2
+
+
+def test_statuses_worth_a_retry_and_those_that_are_not(server, tmp_path):
+    m = fetch_behaviours(server, tmp_path, {
+        uid(1): "status-429-1", uid(2): "status-502-2", uid(3): "status-500-9",
+        uid(4): "status-404-9", uid(5): "status-403-9", uid(6): "status-400-9",
+        uid(7): "redirect"}, retries=2)
+    assert (m[uid(1)]["status"], m[uid(1)]["attempts"]) == ("ok", 2)
+    assert (m[uid(2)]["status"], m[uid(2)]["attempts"]) == ("ok", 3)
+    assert (m[uid(3)]["status"], m[uid(3)]["reason"], m[uid(3)]["attempts"]) == \
+        ("failed", "HTTP 500", 3)
+    assert len(PhotoServer.requests[uid(3)]) == 3            # 1 + --retries, then it stops
+    assert (m[uid(4)]["status"], m[uid(4)]["attempts"]) == ("missing", 1)
+    for u in (uid(5), uid(6)):
+        assert (m[u]["status"], m[u]["attempts"]) == ("failed", 1)
+        assert len(PhotoServer.requests[u]) == 1
+    assert m[uid(7)]["status"] == "ok" and m[uid(7)]["sha256"] == m[uid(1)]["sha256"]
+
+
+def test_backoff_doubles_and_is_capped(server, tmp_path):
+    fetch_behaviours(server, tmp_path, {uid(1): "status-503-3", uid(2): "status-503-3"},
+                     retries=3, backoff=0.2, max_backoff=30.0)
+    first, second, third = gaps(uid(1))
+    assert second >= 0.4 and third >= 0.8 and third >= second    # factor × 2^(n-1)
+    PhotoServer.requests = {}
+    (tmp_path / "out" / "manifest.sqlite").unlink()
+    fetch_behaviours(server, tmp_path, {uid(3): "status-503-3"}, retries=3, backoff=50.0,
+                     max_backoff=0.05)
+    assert max(gaps(uid(3))) < 10                            # not 100 s or 200 s
+
+
+def test_retry_after_is_honoured_capped_and_a_bad_one_is_not_fatal(server, tmp_path):
+    m = fetch_behaviours(server, tmp_path, {
+        uid(1): "status-503-1-1", uid(2): "status-429-1-soon", uid(3): "status-503-1-86400",
+        uid(4): "bad-length"}, retries=2, backoff=0.05, max_backoff=1.5)
+    assert all(r["status"] == "ok" for r in m.values()), m
+    assert gaps(uid(1))[0] >= 0.9                            # Retry-After: 1
+    assert gaps(uid(3))[0] < 10                              # a day, capped at max_backoff
+    assert m[uid(2)]["attempts"] == 2                        # "soon": the backoff instead
+    assert m[uid(4)]["bytes"] == len(JPEG)                   # Content-Length: abc, body whole
+
+
+def test_the_rate_limit_spaces_every_attempt(server, tmp_path):
+    fetch_behaviours(server, tmp_path, {uid(n): "status-500-1" for n in range(1, 5)},
+                     retries=1, backoff=0.0, max_rate=10.0, concurrency=4)
+    starts = sorted(t for times in PhotoServer.requests.values() for t in times)
+    assert len(starts) == 8
+    assert all(b - a >= 0.08 for a, b in zip(starts, starts[1:]))   # 10/s: 0.1 s apart
