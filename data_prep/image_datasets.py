@@ -72,15 +72,26 @@ def unique_items(items, log=print):
     two splits (test images in training). The same label twice is reported
     and kept once; two labels for one image is an error."""
     seen = {}
+    first = {}
     for path, label in items:
         real = Path(path).resolve()
         if any(c in str(real) for c in "\n\r"):
             raise ValueError(f"image path {str(real)!r} holds a line break: rename it")
-        if real in seen:
-            if seen[real] != label:
-                raise ValueError(f"{path} is labelled both {seen[real]!r} and {label!r}")
-            log(f"listed twice, kept once: {path}")
+        # One file under two names (a hard link, a symlink) is one image: in
+        # two splits it would be tested on what was trained on.
+        try:
+            stat = real.stat()
+            identity = (stat.st_dev, stat.st_ino)
+        except OSError:
+            identity = real
+        if identity in first:
+            kept = first[identity]
+            if seen[kept] != label:
+                raise ValueError(f"{path} is labelled both {seen[kept]!r} and {label!r}")
+            log(f"listed twice, kept once: {path}" + (f" (the same file as {kept})"
+                                                     if kept != real else ""))
             continue
+        first[identity] = real
         seen[real] = label
     return list(seen.items())
 

@@ -5,6 +5,7 @@ DEC's exported cluster folders once renamed, and the review folders of
 DEC loader), and a seeded random sample to label by hand.
 """
 import csv
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -82,19 +83,35 @@ def unlabelled(folder):
 
 
 def write_labels(items, path):
+    """path,label rows; absolute paths, so the CSV means the same files
+    wherever it is read from."""
     with atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label"])
-        writer.writerows((str(p), label) for p, label in items)
+        writer.writerows((os.path.abspath(p), label) for p, label in items)
     return Path(path)
 
 
+def listed_path(text, csv_path):
+    """A path from a list file, as every command reads it: relative paths are
+    relative to the list's own folder (not to where a command runs)."""
+    return Path(os.path.join(os.path.dirname(os.path.abspath(csv_path)), text))
+
+
 def read_labels(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or set(rows[0]) != {"path", "label"}:
+    """[(absolute path, class name or "" for no label)] of a path,label CSV
+    (UTF-8, with or without the BOM that Excel writes)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 CSV file") from None
+    if set(header) != {"path", "label"} or not rows:
         raise ValueError(f"{path}: expected a CSV with columns path,label")
-    return [(Path(r["path"]), class_name(r["label"])) for r in rows]
+    return [(listed_path(r["path"], path), class_name(r["label"] or "")) for r in rows
+            if r["path"]]
 
 
 def class_table(items, title="Class counts"):

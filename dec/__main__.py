@@ -95,7 +95,8 @@ def do_train(a):
                                          batch_size=a.batch,
                                          test_interval=a.test_interval,
                                          snapshot=a.snapshot, display=a.display)
-    rows, tests = train.train(a.dataset, a.run, solver, a.weights, gpu=a.gpu)
+    rows, tests = train.train(a.dataset, a.run, solver, a.weights, gpu=a.gpu,
+                              keep_snapshots=a.keep_snapshots)
     if tests:
         print(f"last validation: {tests[-1]}")
     print(f"log {Path(a.run) / 'train.log'}, curves {Path(a.run) / 'curves.png'}")
@@ -183,6 +184,8 @@ def parser():
     p.add_argument("--run", required=True)
     p.add_argument("--weights", help="ImageNet weights (make fetch-caffenet)")
     p.add_argument("--gpu", type=nonneg_int)
+    p.add_argument("--keep-snapshots", type=nonneg_int, default=2, help="the newest N snapshots "
+                   "kept (2: one to resume from if the newest is torn); 0 keeps all, as Caffe")
     g = p.add_argument_group("solver (defaults: the report's, §4)")
     g.add_argument("--base-lr", "--lr", dest="base_lr", type=positive_float, help="0.001")
     g.add_argument("--gamma", type=positive_float, help="lr factor every stepsize (0.1; "

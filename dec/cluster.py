@@ -76,6 +76,10 @@ class ClusterRun:
         for old in self.dir.glob("y_pred_round_*.npy"):
             if old.name != plain.get("y_pred_last_file"):
                 old.unlink()
+        # A resume needs the current round's model only; round 0 is k-means' start.
+        for old in self.dir.glob("round_*.caffemodel"):
+            if old.name not in (state["weights"], "round_0000.caffemodel"):
+                old.unlink()
         self.write_history(state["history"])
 
     def write_history(self, history):

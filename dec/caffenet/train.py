@@ -40,7 +40,11 @@ def parse_log(text):
             current[m[1]] = float(m[2])
     for row in train:
         row["lr"] = lrs.get(row["iteration"])
-    return train, test
+    # A resumed run appends to the log and repeats the iterations after its
+    # snapshot: the newest line of each iteration counts.
+    newest = lambda rows: sorted({r["iteration"]: r for r in rows}.values(),
+                                 key=lambda r: r["iteration"])
+    return newest(train), newest(test)
 
 
 def curves_png(train, test, path, title="Training progress"):
@@ -67,8 +71,24 @@ def curves_png(train, test, path, title="Training progress"):
     plt.close(fig)
 
 
+SNAPSHOT_LINE = re.compile(r"Snapshotting solver state to binary proto file")
+
+
+def prune_snapshots(folder, keep):
+    """Keep the newest `keep` snapshots (.solverstate and .caffemodel): two, so
+    a resume has the one before when the newest is torn. 0 keeps all (Caffe's
+    way: 230 MB a CaffeNet snapshot pair adds up)."""
+    if not keep:
+        return
+    states = sorted(Path(folder).glob("caffenet_iter_*.solverstate"),
+                    key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    for state in states[:-keep]:
+        state.unlink(missing_ok=True)
+        state.with_suffix(".caffemodel").unlink(missing_ok=True)
+
+
 def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, resume=True,
-          gpu=None, log=print, progress=True):
+          gpu=None, log=print, progress=True, keep_snapshots=2):
     """Fine-tune (or train from scratch) through `caffe train`, log kept as
     train.log; curves.csv and curves.png from it. Resumes from the newest
     snapshot of an interrupted run."""
@@ -76,10 +96,11 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
     if not (dataset_dir / "dataset.json").exists():
         raise FileNotFoundError(f"{dataset_dir} is not a dataset (python -m data_prep prepare)")
     with locked(run_dir):
-        return _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress)
+        return _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress,
+                      keep_snapshots)
 
 
-def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
+def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, keep_snapshots):
     from tqdm import tqdm
     info = json.loads((dataset_dir / "dataset.json").read_text())
     owner = run_dir / "run.json"          # a run folder belongs to one dataset, as it was
@@ -136,6 +157,8 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
         try:
             for line in proc.stdout:
                 log_file.write(line)
+                if SNAPSHOT_LINE.search(line):     # the state being written counts as one
+                    prune_snapshots(run_dir / "snapshots", keep_snapshots + 1)
                 if m := TRAIN_LINE.search(line):
                     bar.n = int(m[1])
                     bar.set_postfix(loss=m[2])
@@ -164,6 +187,7 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress):
     final = run_dir / "snapshots" / f"caffenet_iter_{solver.max_iter}.caffemodel"
     if final.exists():
         shutil.copy(final, run_dir / "caffenet.caffemodel")
+    prune_snapshots(run_dir / "snapshots", keep_snapshots)
     write_json(run_dir / "results.json", {
         "dataset": str(dataset_dir), "classes": info["classes"], "weights":
         str(weights) if weights else None, "solver": solver.as_dict(),

@@ -133,6 +133,7 @@ class Review:
 
     def item(self, i):
         self.check_id(i)
+        self.sync()                       # another server may have labelled it
         info = self.brief(i) | {"group": self.source.groups[self.source.group_of[i]],
                                 "file": self.source.files[i]}
         real = self.source.allowed(i)

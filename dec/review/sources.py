@@ -80,7 +80,7 @@ def open_source(path):
 
 def _csv_header(path):
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:      # Excel's BOM too
             return next(csv.reader(f), [])
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a UTF-8 CSV file") from None
@@ -91,14 +91,9 @@ def _roots(*folders):
 
 
 def _absolute(file, base):
-    """A listed path as the tools that wrote it meant it: relative to the
-    working directory (as `prepare` reads it), else to the list's folder."""
-    file = str(file)                    # os.path: pathlib costs seconds at 100 000 files
-    if os.path.isabs(file):
-        return file
-    if os.path.exists(file):
-        return os.path.join(os.getcwd(), file)
-    return os.path.join(os.getcwd(), base, file)
+    """A listed path as every command reads it: relative to the list's folder
+    (data_prep.labels.listed_path; os.path: pathlib costs seconds at 100 000 files)."""
+    return os.path.join(os.path.abspath(base), str(file))
 
 
 def dec_run(run_dir):
@@ -143,7 +138,7 @@ def dec_run(run_dir):
 def classify_output(folder, csv_path):
     """`python -m dec classify` output: grouped by predicted class, scored by
     its probability, every class probability shown."""
-    with open(csv_path, newline="", encoding="utf-8") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader)
         rows = list(reader)
@@ -170,7 +165,7 @@ def labels_csv(csv_path):
     """A labels CSV (path,label): grouped by its labels, to check and correct."""
     csv_path = Path(csv_path)
     items = read_labels(csv_path)
-    files = [_absolute(p, csv_path.parent) for p, _ in items]
+    files = [str(p) for p, _ in items]                  # absolute: read_labels
     names = [label or "unlabelled" for _, label in items]
     found = list(dict.fromkeys(names))
     groups = [c for c in PHOTO_CLASSES if c in found] + sorted(set(found) - set(PHOTO_CLASSES))

@@ -20,7 +20,7 @@ UNSURE = "unsure"          # `x`: not sure / reject; never exported as a class
 # PRAGMA application_id of a store `dec review` made ("heOb"): any other
 # SQLite file (a fetch manifest, someone's database) is never written to.
 APPLICATION_ID = 0x68654F62
-TABLES = {"decisions", "labels", "group_names", "exports"}
+TABLES = {"decisions", "labels", "group_names", "group_name_log", "exports"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS exports (      -- labels CSVs this store wrote, to re
   path TEXT PRIMARY KEY,
   sha256 TEXT NOT NULL,
   time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_name_log (  -- every rename, so an undo restores the one before
+  source TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  label TEXT NOT NULL,
+  batch INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS group_names (   -- a DEC cluster renamed to a class (§8.3)
   source TEXT NOT NULL,
@@ -134,6 +140,8 @@ class Store:
             con.execute("INSERT INTO group_names (source, grp, label, batch) VALUES (?, ?, ?, ?) "
                         "ON CONFLICT(source, grp) DO UPDATE SET label = excluded.label, "
                         "batch = excluded.batch", (source, group, label, batch))
+            con.execute("INSERT INTO group_name_log (source, grp, label, batch) "
+                        "VALUES (?, ?, ?, ?)", (source, group, label, batch))
             return batch
         return self._write(work)
 
@@ -164,7 +172,17 @@ class Store:
             items = [r[0] for r in con.execute(
                 "SELECT DISTINCT item FROM decisions WHERE batch = ? AND item != ''", (batch,))]
             con.execute("UPDATE decisions SET undone = 1 WHERE batch = ?", (batch,))
+            renamed = con.execute("SELECT source, grp FROM group_names WHERE batch = ?",
+                                  (batch,)).fetchall()
+            con.execute("DELETE FROM group_name_log WHERE batch = ?", (batch,))
             con.execute("DELETE FROM group_names WHERE batch = ?", (batch,))
+            for src, grp in renamed:          # the name it had before, if any
+                before = con.execute("SELECT label, batch FROM group_name_log WHERE source = ? "
+                                     "AND grp = ? ORDER BY batch DESC LIMIT 1",
+                                     (src, grp)).fetchone()
+                if before:
+                    con.execute("INSERT INTO group_names (source, grp, label, batch) "
+                                "VALUES (?, ?, ?, ?)", (src, grp, *before))
             for item in items:
                 newest = con.execute("SELECT id, label FROM decisions WHERE item = ? AND undone = 0 "
                                      "ORDER BY id DESC LIMIT 1", (item,)).fetchone()

@@ -1,6 +1,7 @@
 """#17: one bad file or store is never fatal, a folder being made is never
 shared or deleted, a refused command changes nothing. Each test failed on the
 code before these fixes."""
+import os
 import sqlite3
 import subprocess
 import sys
@@ -163,3 +164,40 @@ def test_a_command_refused_on_a_corrupt_review_store_is_one_line(tmp_path):
     con.close()
     result = run_cli("dec", "review", str(run_dir), "--labels", str(tmp_path / "theirs.sqlite"))
     assert result.returncode == 2 and "did not make" in result.stderr
+
+
+def test_a_labels_csv_reads_the_same_files_everywhere(tmp_path, monkeypatch):
+    """Relative paths are relative to the CSV's folder, for prepare and the
+    review page alike; Excel's BOM is fine; a row without a label is
+    unlabelled (not the class "None")."""
+    from data_prep import labels
+    from dec.review import sources
+    folder = tmp_path / "work"
+    (folder / "photos").mkdir(parents=True)
+    for n in range(3):
+        Image.new("RGB", (20, 20), (n, 0, 0)).save(folder / "photos" / f"{n}.jpg")
+    listed = folder / "labels.csv"
+    listed.write_bytes("\ufeffpath,label\nphotos/0.jpg,heritage\nphotos/1.jpg,being\n"
+                       "photos/2.jpg\n".encode("utf-8"))
+    monkeypatch.chdir(tmp_path)                      # not the CSV's folder
+    items = labels.read_labels(listed)
+    assert items == [(folder / "photos" / "0.jpg", "heritage"),
+                     (folder / "photos" / "1.jpg", "being"), (folder / "photos" / "2.jpg", "")]
+    assert all(p.exists() for p, _ in items)
+    assert sources.open_source(listed).files == [str(p) for p, _ in items]
+    with pytest.raises(ValueError, match="1 images have no label"):
+        image_datasets.prepare(items, tmp_path / "ds")
+    (tmp_path / "elsewhere").mkdir()
+    out = labels.write_labels(items[:2], tmp_path / "elsewhere" / "l.csv")
+    assert labels.read_labels(out) == items[:2]          # written absolute
+
+
+def test_one_photo_under_two_names_is_one_image(tmp_path):
+    Image.new("RGB", (20, 20)).save(tmp_path / "a.jpg")
+    os.link(tmp_path / "a.jpg", tmp_path / "b.jpg")
+    logged = []
+    kept = image_datasets.unique_items([(tmp_path / "a.jpg", "x"), (tmp_path / "b.jpg", "x")],
+                                       logged.append)
+    assert kept == [(tmp_path / "a.jpg", "x")] and "the same file" in logged[0]
+    with pytest.raises(ValueError, match="labelled both"):
+        image_datasets.unique_items([(tmp_path / "a.jpg", "x"), (tmp_path / "b.jpg", "y")])

@@ -268,3 +268,27 @@ def test_classify_skips_a_huge_header_and_a_truncated_photo_and_leaves_no_partia
     with pytest.raises(FileNotFoundError):            # fails half way: nothing left behind
         classify.pseudo_label(tmp_path / "no-run", photos, tmp_path / "out2", progress=False)
     assert not (tmp_path / "out2").exists() and not (tmp_path / "out2.partial").exists()
+
+
+def test_a_resumed_log_gives_each_iteration_once():
+    log = ("Iteration 10, loss = 2.0\nIteration 20, loss = 1.5\n"
+           "Iteration 20, Testing net (#0)\nTest net output #0: accuracy = 0.4\n"
+           "Iteration 30, loss = 1.2\n"                    # killed; resumed from 20
+           "Iteration 20, Testing net (#0)\nTest net output #0: accuracy = 0.45\n"
+           "Iteration 30, loss = 1.1\nIteration 40, loss = 1.0\n")
+    train, test = caffenet_train.parse_log(log)
+    assert [(r["iteration"], r["loss"]) for r in train] == [(10, 2.0), (20, 1.5), (30, 1.1),
+                                                           (40, 1.0)]
+    assert [(r["iteration"], r["accuracy"]) for r in test] == [(20, 0.45)]
+
+
+def test_only_the_newest_snapshots_are_kept(tmp_path):
+    for it in (5, 10, 15, 20):
+        for suffix in (".solverstate", ".caffemodel"):
+            (tmp_path / f"caffenet_iter_{it}{suffix}").write_bytes(b"x")
+    caffenet_train.prune_snapshots(tmp_path, 0)
+    assert len(list(tmp_path.iterdir())) == 8
+    caffenet_train.prune_snapshots(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "caffenet_iter_15.caffemodel", "caffenet_iter_15.solverstate",
+        "caffenet_iter_20.caffemodel", "caffenet_iter_20.solverstate"]

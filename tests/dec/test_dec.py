@@ -61,6 +61,8 @@ def test_end_to_end_run_clusters_digits_and_writes_every_output(digits_run):
                  "rounds.png", "deploy.prototxt", "dec.caffemodel", "centres.npy",
                  "dec/rounds.csv"):
         assert (run_dir / name).stat().st_size > 0, name
+    # round models: k-means' start and the current one (what a resume needs)
+    assert len(list((run_dir / "dec").glob("round_*.caffemodel"))) == 2
     folders = run_dir / "classes_digits400"
     files = list(folders.glob("*/*.jpg"))
     assert len(files) == 400

@@ -456,3 +456,22 @@ def test_the_page_script_builds_no_html_from_strings():
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                  "new Function"):
         assert sink not in script, sink
+
+
+def test_undoing_a_second_rename_restores_the_first(tmp_path, run_dir):
+    review = open_review(run_dir, tmp_path / "s.sqlite")
+    review.rename(0, "being")
+    review.rename(0, "scenery")
+    assert review.summary()["groups"][0]["class"] == "scenery"
+    review.undo()
+    assert review.summary()["groups"][0]["class"] == "being"
+    review.undo()
+    assert review.summary()["groups"][0]["class"] is None
+
+
+def test_a_second_server_sees_the_first_ones_labels_in_an_item(tmp_path, run_dir):
+    first = open_review(run_dir, tmp_path / "s.sqlite")
+    second = open_review(run_dir, tmp_path / "s.sqlite")
+    assert second.item(4)["label"] is None
+    first.label([4], "other")
+    assert second.item(4)["label"] == "other"
