@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
-.PHONY: help venv install caffe cuda-extras test test-fast test-gpu demo supervised-demo \
+.PHONY: help venv install caffe cuda-extras test test-fast test-gpu mutants demo supervised-demo \
   mnist-data mnist fashion \
   fetch bench-layer bench-dec bench-fetch bench-features bench-caffenet bench-review review stl-data photos-data \
   fetch-caffenet docker-build docker-shell docker-run clean
@@ -29,6 +29,7 @@ help:
 	@echo "make demo         DEC on the embedded default data (CPU, a few minutes)"
 	@echo "make test         build what is missing, then run the tests"
 	@echo "make test-fast    the tests that need no Caffe (no Caffe build needed)"
+	@echo "make mutants      plant each bug of tests/mutants.py alone: the share the fast tests catch"
 	@echo "make caffe        build BVLC Caffe + the DEC layer (CUDA=1 for a GPU build)"
 	@echo "make test-gpu     on a GPU machine: CUDA build, layer gtest and reference test on the GPU"
 	@echo "make supervised-demo  the supervised walkthrough on synthetic photos (CPU, minutes)"
@@ -81,6 +82,12 @@ test: caffe install cuda-extras
 # Metrics, HOG, parsing, fetch, splits...: seconds, and no Caffe build.
 test-fast: install
 	$(PY) -m pytest tests -m "not caffe" $(PYTEST_ARGS)
+
+# Planted bugs, one at a time in a copy of the packages (tests/mutants.py):
+# prints the survivors and the share caught; fails below MUTANTS_MIN percent.
+MUTANTS_MIN ?= 85
+mutants: install
+	$(PY) tests/mutants.py --min $(MUTANTS_MIN) $(if $(ONLY),--only "$(ONLY)")
 
 demo: caffe install
 	$(PY) -m dec demo

@@ -211,3 +211,36 @@ def test_labels_from_names_and_empty_folders(tmp_path):
         feature_data.make_photo_databases(tmp_path / "empty", tmp_path / "db", progress=False)
     with pytest.raises(FileNotFoundError):
         feature_data.make_photo_databases(tmp_path / "missing", tmp_path / "db", progress=False)
+
+
+def order_sensitive_image(rng, shape):
+    """Values over many orders of magnitude: a float sum then depends on the
+    order of its terms, so only the same order gives the same bits."""
+    return rng.random(shape) * 10.0 ** rng.integers(-6, 6, shape)
+
+
+def test_hog_equals_the_plain_loop_bit_for_bit():
+    from tests.data_prep.hog_loop import hog_loop
+    rng = np.random.default_rng(7)
+    for shape, sbin in (((40, 56, 3), 8), ((37, 29, 3), 6)):
+        image = order_sensitive_image(rng, shape)
+        ours, loop = features.hog(image, sbin), hog_loop(image, sbin)
+        assert ours.shape == loop.shape
+        np.testing.assert_array_equal(ours, loop)          # the same sums, the same order
+    photo = rng.integers(0, 256, (48, 40, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(features.hog(photo), hog_loop(photo))
+
+
+def test_colour_map_is_cr_and_cb_of_a_linear_resize_of_rgb():
+    """cv2's INTER_LINEAR at a third of the size samples the centre pixel of
+    each 3x3 block exactly; Cr/Cb by the BT.601 formulas OpenCV uses."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (30, 24, 3)).astype(np.uint8)     # rows x columns, RGB
+    cmap = features.colour_map(image, (8, 10))                    # (width, height)
+    assert cmap.shape == (10, 8, 2)
+    centre = image[1::3, 1::3].astype(np.float64)
+    r, g, b = centre[..., 0], centre[..., 1], centre[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cr, cb = (r - y) * 0.713 + 128, (b - y) * 0.564 + 128
+    np.testing.assert_allclose(cmap[..., 0], np.clip(cr, 0, 255), atol=1.0)
+    np.testing.assert_allclose(cmap[..., 1], np.clip(cb, 0, 255), atol=1.0)

@@ -75,3 +75,45 @@ def test_samples_without_a_class_are_left_out_of_the_scores():
     counts = metrics.confusion(y_true, y_pred, n_true=4, n_pred=3)   # class 3 absent
     assert counts.shape == (4, 3) and counts.sum() == 6
     assert metrics.confusion_table(counts, ["a", "b", "c", "d"]).count("\n") >= 4
+
+
+def q_loop(z, mu, s, alpha):
+    """q_ij straight from the formula, one sample and centre at a time (float64)."""
+    m, c = z.shape[0], mu.shape[1]
+    q = np.zeros((m, c))
+    for i in range(m):
+        for j in range(c):
+            d = sum(s[k, j] * (z[i, k] - mu[k, j]) ** 2 for k in range(z.shape[1]))
+            q[i, j] = np.sqrt(np.prod(s[:, j])) * (1 + d / alpha) ** (-(alpha + 1) / 2)
+        q[i] /= q[i].sum()
+    return q
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.5])
+def test_multi_t_with_any_alpha_and_variances_against_float64(alpha):
+    """Soft assignment, loss and every gradient for alpha != 1 and inverse
+    variances != 1: q against the formula, gradients against central
+    differences of the loss (p fixed, as the layer's backward)."""
+    rng = np.random.default_rng(11)
+    z, mu = rng.normal(size=(6, 3)), rng.normal(size=(3, 4))
+    s = rng.uniform(0.5, 2.0, size=(3, 4))
+    p = multi_t.target_distribution(q_loop(z, mu, s, alpha))
+    loss, q, dz, dmu, ds = multi_t.loss_and_gradients(z, p, mu, s, alpha)
+    np.testing.assert_allclose(q, q_loop(z, mu, s, alpha), rtol=1e-12)
+    assert loss == pytest.approx(np.sum(p * np.log(p / q)) / len(z), rel=1e-12)
+
+    def numeric(array):
+        grad = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            saved = array[index]
+            array[index] = saved + 1e-6
+            up = multi_t.kl_loss(p, q_loop(z, mu, s, alpha))
+            array[index] = saved - 1e-6
+            down = multi_t.kl_loss(p, q_loop(z, mu, s, alpha))
+            array[index] = saved
+            grad[index] = (up - down) / 2e-6
+        return grad
+
+    np.testing.assert_allclose(dz, numeric(z), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(dmu, numeric(mu), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(ds, numeric(s), rtol=1e-5, atol=1e-9)
