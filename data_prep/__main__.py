@@ -1,7 +1,7 @@
 """heobs-dec's data preparation: python -m data_prep COMMAND ... (--help of each).
 
 Photos (report §2):       fetch, verify, export
-DEC's databases (§3):     data digits|fashion|mnist|stl|photos
+DEC's databases (§3):     data digits|fashion|mnist|mnist5k|stl|photos
 A photo folder to try the supervised half on: export-photos
 CaffeNet's data (§4-§8):  sample, labels, survey, resize, prepare
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from .checks import check_name, nonneg_float, nonneg_int, positive_float, positive_int, \
     run_command, split_ratios
 
-SOURCES = ("digits", "fashion", "mnist", "stl", "photos")
+SOURCES = ("digits", "fashion", "mnist", "mnist5k", "stl", "photos")
 
 
 # ---- photos.txt → images (report §2) --------------------------------------------------
@@ -51,6 +51,8 @@ def load_image_set(source, mnist_dir=None, limit=None):
         if not mnist_dir:
             raise FileNotFoundError("MNIST needs --mnist-dir (or `make mnist-data`)")
         image_set = datasets.load_mnist_folder(mnist_dir, "mnist", [str(i) for i in range(10)])
+    elif source == "mnist5k":
+        image_set = datasets.load_mnist5k()
     else:
         raise ValueError(f"unknown data set {source}; one of {SOURCES}")
     return datasets.subset(image_set, limit) if limit else image_set
@@ -211,7 +213,7 @@ def parser():
 
     p = sub.add_parser("export-photos", help="a labelled photo folder with a known answer "
                        "(<out>/<class>/<class>_<n>.jpg) from shapes, digits, fashion or mnist")
-    p.add_argument("source", choices=("shapes", "digits", "fashion", "mnist"))
+    p.add_argument("source", choices=("shapes", "digits", "fashion", "mnist", "mnist5k"))
     p.add_argument("--out", required=True)
     p.add_argument("--classes", type=nonneg_int, nargs="+", required=True,
                    help="class indices")

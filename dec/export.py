@@ -77,7 +77,7 @@ def contact_sheets(images, q, out_dir, top=100, columns=10):
     return paths
 
 
-def rounds_png(history, path):
+def rounds_png(history, path, title=""):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -90,6 +90,8 @@ def rounds_png(history, path):
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -37,6 +37,11 @@ class Schedule:
     snapshot: int = 10000
     display: int = 1000
     seed: int = 1234
+    # Not DEC's: the parts of the fast recipe (RECIPES), DEC's values the defaults.
+    init: str = "gaussian"                    # weight filler: gaussian (std weight_std), msra, xavier
+    corrupt: float = 0.0                      # input dropout, first stage and fine-tuning
+    lr_policy: str = "step"                   # step (lr / 10 every stepsize) or fixed
+    pretrain_data: str = "train"              # the autoencoder learns on train, or total
 
     def override(self, **changes):
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -46,6 +51,28 @@ class Schedule:
 
 
 PAPER = Schedule()
+INITS = ("gaussian", "msra", "xavier")
+LR_POLICIES = ("step", "fixed")
+PRETRAIN_DATA = ("train", "total")
+# Named recipes: the schedule's non-faithful parts, on top of DEC's numbers.
+# fast: what a PyTorch DEC (pt-sdae / pt-dec) does differently and what, measured
+# on 5000 real MNIST digits, matters at a small budget (README, "recipes"):
+# Caffe's msra filler with variance_norm AVERAGE (the variance of Xavier-uniform
+# with ReLU gain), denoising input dropout 0.2 in every stage, a constant
+# learning rate, and pretraining on every sample that is clustered.
+RECIPES = {
+    "paper": {},
+    "fast": dict(init="msra", corrupt=0.2, lr_policy="fixed", pretrain_data="total"),
+}
+
+
+def recipe_of(sched):
+    """The name of the recipe a schedule follows ('custom' if none matches)."""
+    parts = {k: getattr(sched, k) for k in ("init", "corrupt", "lr_policy", "pretrain_data")}
+    for name, changes in RECIPES.items():
+        if parts == {k: changes.get(k, getattr(PAPER, k)) for k in parts}:
+            return name
+    return "custom"
 # dec.py __main__: DEC iterations per clustering round ('lam') per data set.
 UPDATE_INTERVAL = {"mnist": 160, "stl": 40, "reuters": 20}
 
@@ -82,7 +109,17 @@ def input_layer(top, batch, dim):
 """
 
 
-def inner(name, bottom, num_output, std, lr=(1, 2)):
+def filler(init, std):
+    """DEC's gaussian (std), or Caffe's msra / xavier scaled by the mean of
+    fan-in and fan-out (variance_norm AVERAGE)."""
+    if init == "gaussian":
+        return f'type: "gaussian" std: {std}'
+    if init in ("msra", "xavier"):
+        return f'type: "{init}" variance_norm: AVERAGE'
+    raise ValueError(f"init {init!r}: one of {', '.join(INITS)}")
+
+
+def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian"):
     # DEC: blobs_lr 1 2, weight_decay 1 0; gaussian weights, zero bias.
     return f"""layer {{
   name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{name}"
@@ -90,7 +127,7 @@ def inner(name, bottom, num_output, std, lr=(1, 2)):
   param {{ lr_mult: {lr[1]} decay_mult: 0 }}
   inner_product_param {{
     num_output: {num_output}
-    weight_filler {{ type: "gaussian" std: {std} }}
+    weight_filler {{ {filler(init, std)} }}
     bias_filler {{ type: "constant" value: 0 }}
   }}
 }}
@@ -126,7 +163,7 @@ def encoder(bottom, dims, sched, drop=0.0, frozen=0):
     text, names = "", blob_names(len(dims) - 1)
     for i, name in enumerate(names):
         lr = (0, 0) if i < frozen else (1, 2)
-        text += inner(name, bottom, dims[i + 1], sched.weight_std, lr)
+        text += inner(name, bottom, dims[i + 1], sched.weight_std, lr, sched.init)
         if name != "output":
             text += relu(name)
             if drop:
@@ -151,12 +188,12 @@ def stack_net(layer, dims, sched, train_source, test_source):
         text += inner(names[j + 1], bottom, dims[j + 1], 0.05, lr=(0, 0))
         text += relu(names[j + 1])
         bottom = names[j + 1]
-    text += dropout(f"{x}_drop", sched.drop if layer else 0.0, bottom=x)
-    text += inner(h, f"{x}_drop", dims[layer + 1], sched.weight_std)
+    text += dropout(f"{x}_drop", sched.drop if layer else sched.corrupt, bottom=x)
+    text += inner(h, f"{x}_drop", dims[layer + 1], sched.weight_std, init=sched.init)
     if h != "output":
         text += relu(h)
         text += dropout(h, sched.drop)
-    text += inner(f"d_{x}", h, dims[layer], sched.weight_std)
+    text += inner(f"d_{x}", h, dims[layer], sched.weight_std, init=sched.init)
     if layer:
         text += relu(f"d_{x}")
     text += euclid(f"pt_loss{layer + 1}", f"d_{x}", x, dims[layer])
@@ -168,10 +205,12 @@ def autoencoder_net(dims, sched, train_source, test_source):
     names = ["data"] + blob_names(len(dims) - 1)
     text = 'name: "autoencoder"\n'
     text += data_layers("data", train_source, test_source, sched)
-    text += encoder("data", dims, sched)
+    if sched.corrupt:            # denoising fine-tuning (not DEC's): the loss is to clean data
+        text += dropout("data_drop", sched.corrupt, bottom="data")
+    text += encoder("data_drop" if sched.corrupt else "data", dims, sched)
     bottom = "output"
     for i in reversed(range(len(dims) - 1)):
-        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std)
+        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std, init=sched.init)
         if i:
             text += relu(f"d_{names[i]}")
         bottom = f"d_{names[i]}"
@@ -208,8 +247,15 @@ def solver(net_path, sched, *, base_lr, max_iter, snapshot_prefix, momentum=None
            burnin=None, stepsize=None, test=False, mode="CPU", snapshot=None):
     """snapshot: Caffe's own interval (the paper files: sched.snapshot); the
     runs write 0 and snapshot from dec/solve.py, only after a finite loss."""
-    lines = [f'net: "{prototxt_path(net_path)}"', f"base_lr: {base_lr}", 'lr_policy: "step"', "gamma: 0.1",
-             f"stepsize: {stepsize or sched.stepsize}", f"display: {sched.display}",
+    if sched.lr_policy not in LR_POLICIES:
+        raise ValueError(f"lr_policy {sched.lr_policy!r}: one of {', '.join(LR_POLICIES)}")
+    # DEC's clustering solver always steps (at 100000: never); the recipe's policy
+    # is for the autoencoder's stages.
+    policy = "step" if stepsize == 100000 else sched.lr_policy
+    rate = (['lr_policy: "step"', "gamma: 0.1", f"stepsize: {stepsize or sched.stepsize}"]
+            if policy == "step" else ['lr_policy: "fixed"'])
+    lines = [f'net: "{prototxt_path(net_path)}"', f"base_lr: {base_lr}", *rate,
+             f"display: {sched.display}",
              f"max_iter: {max_iter}", f"momentum: {sched.momentum if momentum is None else momentum}",
              f"weight_decay: {sched.weight_decay}",
              f"snapshot: {sched.snapshot if snapshot is None else snapshot}",

@@ -21,7 +21,7 @@ import numpy as np
 from data_prep import datasets, db
 from data_prep.files import atomic, copy_file, locked, write_json, write_text
 
-from . import autoencoder, export, metrics, multi_t
+from . import autoencoder, export, metrics, multi_t, nets
 from .cluster import ClusterRun
 from .engine import import_caffe
 
@@ -42,7 +42,7 @@ def versions():
 
 
 def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, force=False,
-        log=print, progress=True):
+        log=print, progress=True, experiment=None):
     """The whole DEC run; `autoencoder_file` (a fine-tuned autoencoder, e.g. DEC's
     own) skips pretraining. The run folder is locked while it runs; a stage
     an earlier invocation made with other options is refused (force: redone)."""
@@ -59,14 +59,16 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, 
         if not (path / "CURRENT").exists():
             raise FileNotFoundError(f"database {path} is missing: run `python -m data_prep data` first")
     with locked(run_dir):
-        return _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
-                    log, progress)
+        results = _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
+                       log, progress, experiment)
+    return results
 
 
 # What each stage's result depends on (not max_rounds, snapshot, display).
 AUTOENCODER_OPTIONS = ("dims", "drop", "pretrain_iter", "finetune_iter", "base_lr", "stepsize",
                        "momentum", "momentum_burnin", "weight_decay", "weight_std",
-                       "batch_size", "test_batch_size", "seed")
+                       "batch_size", "test_batch_size", "seed", "init", "corrupt", "lr_policy",
+                       "pretrain_data")
 DEC_OPTIONS = ("update_interval", "dec_lr", "dec_momentum", "tol", "kmeans_restarts", "alpha",
                "seed")
 
@@ -84,6 +86,12 @@ def check_stages(run_dir, options, force, log):
     """stages.json records the options each stage was made with."""
     record = run_dir / "stages.json"
     made = json.loads(record.read_text()) if record.exists() else {}
+    # Options added since a run was made had DEC's value then.
+    since = {k: getattr(nets.PAPER, k) for k in ("init", "corrupt", "lr_policy", "pretrain_data")}
+    if "autoencoder" in made:
+        made["autoencoder"] = since | made["autoencoder"]
+    if "dec" in made and "autoencoder" in made["dec"]:
+        made["dec"]["autoencoder"] = since | made["dec"]["autoencoder"]
     for stage, outputs in (("autoencoder", ("autoencoder.caffemodel", "stack*.caffemodel",
                                             "snapshots")), ("dec", ("dec",))):
         old = made.get(stage)
@@ -102,7 +110,7 @@ def check_stages(run_dir, options, force, log):
 
 
 def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force, log,
-         progress):
+         progress, experiment=None):
     timings = {}
     start = time.perf_counter()
     data_dir = paths["total"].parent.resolve()
@@ -128,8 +136,11 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
     t = time.perf_counter()
     if autoencoder_file:
         autoencoder.use_given(autoencoder_file, run_dir, sched.dims, log=log)
-    ae_weights = autoencoder.pretrain(run_dir, paths["train"], paths["test"], sched, log=log,
-                                      progress=progress)
+    if sched.pretrain_data not in nets.PRETRAIN_DATA:
+        raise ValueError(f"pretrain_data {sched.pretrain_data!r}: one of "
+                         f"{', '.join(nets.PRETRAIN_DATA)}")
+    ae_weights = autoencoder.pretrain(run_dir, paths[sched.pretrain_data], paths["test"], sched,
+                                      log=log, progress=progress)
     timings["autoencoder_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
@@ -138,7 +149,8 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
     timings["dec_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    summary = write_outputs(run_dir, name, meta, paths["img"], result, labels, log)
+    summary = write_outputs(run_dir, name, meta, paths["img"], result, labels, log,
+                            nets.recipe_of(sched))
     timings["outputs_s"] = round(time.perf_counter() - t, 2)
     timings["total_s"] = round(time.perf_counter() - start, 2)
 
@@ -147,7 +159,9 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
                "data_dir": str(data_dir), "samples": len(x),
                "clusters": n_clusters,
                "converged": result["converged"], "rounds": result["rounds"],
-               "schedule": sched.as_dict(), "seed": sched.seed, "timings": timings,
+               "experiment": experiment,
+               "schedule": sched.as_dict(), "recipe": nets.recipe_of(sched),
+               "seed": sched.seed, "timings": timings,
                "reused": reused, "resumed": resumed,
                "autoencoder": str(autoencoder_file) if autoencoder_file else "pretrained",
                "versions": versions(), **summary}
@@ -162,8 +176,10 @@ def _finished(state_file):
     return bool(state.get("converged") or state.get("stopped"))
 
 
-def write_outputs(run_dir, name, meta, img_db, result, labels, log=print):
+def write_outputs(run_dir, name, meta, img_db, result, labels, log=print, recipe="paper"):
     y_pred, q = result["y_pred"], result["q"]
+    # A figure of a recipe other than DEC's says so.
+    note = "" if recipe == "paper" else f"\nrecipe {recipe}: not DEC's schedule"
     summary = {}
     # The deploy net and the learned model, for `predict`.
     copy_file(run_dir / "dec" / "deploy.prototxt", run_dir / "deploy.prototxt")
@@ -192,12 +208,13 @@ def write_outputs(run_dir, name, meta, img_db, result, labels, log=print):
                                    n_pred=q.shape[1])
         table = metrics.confusion_table(counts, classes)
         write_text(run_dir / "confusion.txt", table)
-        metrics.confusion_png(counts, run_dir / "confusion.png", classes)
+        metrics.confusion_png(counts, run_dir / "confusion.png", classes,
+                              title="Confusion (rows Actual, columns Predict)" + note)
         summary["confusion"] = counts.tolist()
         summary["confusion_table"] = table
         outputs["confusion"] = run_dir / "confusion.txt"
     if result["history"]:
-        export.rounds_png(result["history"], run_dir / "rounds.png")
+        export.rounds_png(result["history"], run_dir / "rounds.png", note.strip())
         outputs["rounds_plot"] = run_dir / "rounds.png"
 
     images, _ = db.read_db(img_db)

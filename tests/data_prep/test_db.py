@@ -115,3 +115,21 @@ def test_mnist_total_is_train_then_test_in_file_order(tmp_path):
     datasets.make_databases(digits, tmp_path / "data")
     _, y_digits = db.read_db(tmp_path / "data" / "digits50_total")
     assert not np.array_equal(y_digits, digits.labels)
+
+
+def test_a_float_sample_is_a_d_by_1_by_1_datum_and_an_image_c_h_w():
+    """What caffe.io.array_to_datum makes (the Caffe test compares the bytes)."""
+    from data_prep import db
+    d = db.to_datum(np.arange(6, dtype=np.float32), label=3)
+    assert (d.channels, d.height, d.width, d.label) == (6, 1, 1, 3)
+    image = db.to_datum(np.zeros((3, 4, 5), np.uint8))
+    assert (image.channels, image.height, image.width) == (3, 4, 5) and len(image.data) == 60
+
+
+def test_a_subset_keeps_each_image_with_its_label():
+    from data_prep import datasets
+    full = datasets.load_digits()
+    part = datasets.subset(full, 300)
+    pairs = {(im.tobytes(), int(y)) for im, y in zip(full.images, full.labels)}
+    assert all((im.tobytes(), int(y)) in pairs for im, y in zip(part.images, part.labels))
+    assert part.n_train == 240 and len(set(part.labels.tolist())) == 10

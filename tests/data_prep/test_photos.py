@@ -133,6 +133,14 @@ class PhotoServer(BaseHTTPRequestHandler):
                 self.end_headers()
             else:
                 self.send_body(JPEG)
+        elif kind == "long-length":              # announces 2000 bytes, sends 50, waits
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", "2000")
+            self.end_headers()
+            self.wfile.write(JPEG[:50])
+            self.wfile.flush()
+            self.release.wait(60)
         elif kind == "bad-length":
             self.send_body(JPEG, length="abc")
         elif kind == "redirect":
@@ -189,6 +197,28 @@ def test_parse_keeps_languages_and_reports_malformed_lines(tmp_path):
     assert listing.stats() == {"lines": 7, "unique_ids": 3, "malformed": 3, "blank": 1}
     assert [(n, r.split()[0]) for n, r, _ in listing.malformed] == \
         [(5, "expected"), (6, "invalid"), (8, "invalid")]
+
+
+def test_a_repeated_language_keeps_the_first_description_and_a_blank_language_is_refused(
+        tmp_path):
+    (tmp_path / "photos.txt").write_text(f"{uid(1)} | first | fra\n{uid(1)} | second | fra\n"
+                                         f"{uid(2)} | x | en gb\n", encoding="utf-8")
+    listing = photos.parse_photos(tmp_path / "photos.txt")
+    assert listing.photos == {uid(1): {"fra": "first"}}
+    assert listing.malformed[0][:2] == (3, "invalid language 'en gb'")
+
+
+def test_a_jpeg_cut_in_its_image_data_is_broken(server, tmp_path):
+    """Its headers are whole, so it opens; only decoding every pixel finds the cut."""
+    import numpy as np
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+                    ).save(buf, "JPEG", quality=90)
+    cut = buf.getvalue()[:len(buf.getvalue()) * 3 // 4]
+    with Image.open(io.BytesIO(cut)) as image:
+        assert image.size == (160, 120)                      # the headers read fine
+    with pytest.raises(ValueError, match="truncated image"):
+        photos.check_image(cut)
 
 
 # ---- faults -----------------------------------------------------------------------
@@ -462,3 +492,12 @@ def test_the_rate_limit_spaces_every_attempt(server, tmp_path):
     starts = sorted(t for times in PhotoServer.requests.values() for t in times)
     assert len(starts) == 8
     assert all(b - a >= 0.08 for a, b in zip(starts, starts[1:]))   # 10/s: 0.1 s apart
+
+
+def test_a_content_length_over_the_cap_is_refused_before_the_body(server, tmp_path):
+    """Just over the cap: refused from the header, without waiting for a body
+    the server holds back (reading it would end in a timeout instead)."""
+    m = fetch_behaviours(server, tmp_path, {uid(1): "long-length"}, max_bytes=1000,
+                         timeout=30.0)
+    assert m[uid(1)]["status"] == "broken" and m[uid(1)]["attempts"] == 1
+    assert m[uid(1)]["reason"] == "too large: 2000 bytes, larger than --max-bytes 1000"

