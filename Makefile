@@ -23,7 +23,7 @@ CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
 .PHONY: help venv install caffe cuda-extras test test-fast test-gpu mutants demo supervised-demo \
   mnist-data mnist mnist5k fashion \
   fetch bench-layer bench-dec bench-fetch bench-features bench-caffenet bench-review review stl-data photos-data \
-  fetch-caffenet docker-build docker-shell docker-run clean
+  fetch-caffenet docker-build docker-shell docker-run docker-test clean
 
 help:
 	@echo "make demo         DEC on the embedded default data (CPU, a few minutes)"
@@ -49,6 +49,7 @@ help:
 	@echo "make stl-data     STL-10 → HOG + colour feature databases (downloads; or STL_DIR=)"
 	@echo "make photos-data PHOTOS_DIR=photos/   photo folder → feature databases (custom_*)"
 	@echo "make docker-build / docker-shell / docker-run CMD='make ...'  (nvidia-docker)"
+	@echo "make docker-test  build the image here and run make test + make demo inside (DOCKER_ARCH=90)"
 
 # ---- set-up -----------------------------------------------------------------
 venv: $(VENV)/.requirements-ok
@@ -211,18 +212,31 @@ CAFFENET_WEIGHTS ?= $(DATA)/bvlc_reference_caffenet.caffemodel
 fetch-caffenet:
 	data_prep/fetch_caffenet.sh $(CAFFENET_WEIGHTS)
 
-# ---- Docker (nvidia-docker; no Docker engine on our own machines) ------------
+# ---- Docker (nvidia-docker) ----------------------------------------------------
 DOCKER_IMAGE ?= heobs-dec:cuda
 CMD ?= make test
+DOCKER_ARCH ?=
+# --gpus all where the host has NVIDIA's container runtime; else the CPU.
+DOCKER_GPUS = $(shell docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q nvidia \
+  && echo --gpus all)
+DOCKER_NOTE = @$(if $(DOCKER_GPUS),true,echo "no NVIDIA container runtime here: running on the CPU")
 
 docker-build:
-	docker build -f docker/Dockerfile -t $(DOCKER_IMAGE) .
+	docker build -f docker/Dockerfile -t $(DOCKER_IMAGE) \
+	  $(if $(DOCKER_ARCH),--build-arg CUDA_ARCH="$(DOCKER_ARCH)") .
 
 docker-shell:
-	docker run --rm -it --gpus all -v $(CURDIR):/work -w /work $(DOCKER_IMAGE) bash
+	$(DOCKER_NOTE)
+	docker run --rm -it $(DOCKER_GPUS) -v $(CURDIR):/work -w /work $(DOCKER_IMAGE) bash
 
 docker-run:
-	docker run --rm --gpus all -v $(CURDIR):/work -w /work $(DOCKER_IMAGE) bash -lc '$(CMD)'
+	$(DOCKER_NOTE)
+	docker run --rm $(DOCKER_GPUS) -v $(CURDIR):/work -w /work $(DOCKER_IMAGE) bash -lc '$(CMD)'
+
+# Build the image here (our own daemon and a mmdebstrap base when needed) and
+# run make test and make demo inside; DOCKER_ARCH="90" builds one capability.
+docker-test:
+	docker/docker_test.sh $(if $(DOCKER_ARCH),--arch "$(DOCKER_ARCH)")
 
 clean:
 	rm -rf $(VENV)

@@ -9,7 +9,8 @@
 # build's pycaffe (the `caffe` tool is found next to it: <prefix>/bin).
 #
 # Environment: HEOBS_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/heobs-dec),
-# CUDA_HOME (default /usr/local/cuda), CUDA_EXTRA_ROOT (a folder with include/
+# CUDA_HOME (default /usr/local/cuda; /usr for Debian's nvidia-cuda-toolkit),
+# CUDA_HOST_COMPILER (nvcc's -ccbin), CUDA_EXTRA_ROOT (a folder with include/
 # and lib/ holding cuBLAS and cuRAND when CUDA_HOME lacks them).
 set -euo pipefail
 
@@ -74,6 +75,9 @@ if [ "$cuda" = 1 ]; then
   cmake_args+=(-DCPU_ONLY=OFF -DCUDA_TOOLKIT_ROOT_DIR="$cuda_home"
                -DCUDA_ARCH_NAME=Manual -DCUDA_ARCH_BIN="$cuda_arch"
                -DCUDA_ARCH_PTX="${cuda_arch##* }")
+  # nvcc's host compiler when the default g++ is newer than the toolkit
+  # supports (Debian's CUDA 11.8 next to g++ 12: g++-11).
+  [ -n "${CUDA_HOST_COMPILER:-}" ] && cmake_args+=(-DCUDA_HOST_COMPILER="$CUDA_HOST_COMPILER")
   if [ -n "${CUDA_EXTRA_ROOT:-}" ]; then
     cmake_args+=(-DCMAKE_CXX_FLAGS="-I$CUDA_EXTRA_ROOT/include"
                  -DCUDA_NVCC_FLAGS="-I$CUDA_EXTRA_ROOT/include"

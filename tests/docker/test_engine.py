@@ -251,6 +251,8 @@ def test_cuda_layer_compiles_against_caffe_headers(tmp_path):
            "-o", str(tmp_path / "layer.o"), "-std=c++17", "-Xcompiler", "-fPIC",
            "-gencode", "arch=compute_75,code=sm_75", "-DUSE_LEVELDB", "-DUSE_LMDB"]
     cmd += [f"-I{path}" for path in include]
+    if os.environ.get("CUDA_HOST_COMPILER"):       # the image: CUDA 11.8 beside g++ 12
+        cmd += ["-ccbin", os.environ["CUDA_HOST_COMPILER"]]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
     symbols = subprocess.run(["nm", "-C", str(tmp_path / "layer.o")], capture_output=True,
