@@ -80,9 +80,12 @@ if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/
   command -v mmdebstrap >/dev/null || die "cannot pull $base and no mmdebstrap to make it"
   base=heobs-base:bookworm
   if ! docker image inspect "$base" >/dev/null 2>&1; then
-    say "no registry for base images: mmdebstrap --variant=minbase bookworm"
-    mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm "$scratch/base.tar"
-    docker import -q "$scratch/base.tar" "$base" >/dev/null
+    if [ ! -s "$scratch/base.tar" ]; then
+      say "no registry for base images: mmdebstrap --variant=minbase bookworm"
+      mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm \
+        "$scratch/base.tar.tmp" && mv "$scratch/base.tar.tmp" "$scratch/base.tar"
+    fi
+    docker import "$scratch/base.tar" "$base" >/dev/null
     rm -f "$scratch/base.tar"
   fi
 fi

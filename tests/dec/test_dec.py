@@ -30,6 +30,47 @@ def test_paper_nets_load_in_caffe(tmp_path):
         [(500, 784), (500, 500), (2000, 500), (10, 2000)]
 
 
+@pytest.mark.caffe
+def test_the_paper_files_train_stage_by_stage_with_caffe(tmp_path):
+    """caffe_models/dec/ runs with the `caffe` tool from the repository root:
+    four stacks, then fine-tuning from all four stacks' weights. As committed
+    they say solver_mode GPU (DEC ran there); here a copy says CPU and stops
+    after 2 iterations, nothing else changed."""
+    import re
+    import subprocess
+    from dataclasses import replace
+
+    from data_prep.caffe_tools import logging_env, tool
+    image_set = replace(datasets.subset(datasets.load_mnist5k(), 300), name="mnist")
+    datasets.make_databases(image_set, tmp_path / "data")
+    models = tmp_path / "caffe_models" / "dec"
+    models.mkdir(parents=True)
+    for path in (engine.MODELS / "dec").glob("*.prototxt"):
+        text = path.read_text()
+        if path.name.endswith("_solver.prototxt"):
+            assert "solver_mode: GPU" in text
+            text = re.sub(r"max_iter: \d+", "max_iter: 2", text.replace("solver_mode: GPU",
+                                                                          "solver_mode: CPU"))
+        (models / path.name).write_text(text)
+
+    def train(solver, weights=()):
+        args = [str(tool("caffe")), "train", f"--solver=caffe_models/dec/{solver}"]
+        if weights:
+            args.append("--weights=" + ",".join(weights))
+        run = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True,
+                             env=logging_env(), timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+
+    out = "runs/caffe_models_dec"
+    (tmp_path / out).mkdir(parents=True)          # Caffe writes snapshots, makes no folder
+    for k in range(1, 5):
+        train(f"stack{k}_solver.prototxt", [f"{out}/stack{k - 1}_iter_2.caffemodel"] if k > 1
+              else [])
+        assert (tmp_path / out / f"stack{k}_iter_2.caffemodel").exists()
+    train("finetune_solver.prototxt", [f"{out}/stack{k}_iter_2.caffemodel" for k in range(1, 5)])
+    assert (tmp_path / out / "finetune_iter_2.caffemodel").exists()
+
+
 # ---- end to end ----------------------------------------------------------------------
 # A narrower autoencoder than the paper's (64-500-500-2000-10) so that a test
 # run trains enough in seconds; every other number is DEC's.
