@@ -50,7 +50,7 @@ def list_photos(source, log=print):
     manifest = source / "manifest.sqlite"
     if manifest.exists():
         from . import photos
-        con = photos.open_manifest(source, create=False)
+        con = photos.open_readonly(source)
         files = [source / r["file"] for r in photos.rows(con, "status = 'ok'")]
         con.close()
     else:

@@ -7,7 +7,6 @@ from pathlib import Path
 from data_prep.files import write_text
 
 from . import experiments
-from .experiments import REPORT_TABLE_2, scores_from_confusion  # noqa: F401 (their home)
 
 
 def published(results):

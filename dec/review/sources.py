@@ -15,7 +15,7 @@ import numpy as np
 
 from data_prep.images import list_photos
 from data_prep.labels import PHOTO_CLASSES, class_name, read_labels
-from data_prep.photos import MANIFEST
+from data_prep.photos import MANIFEST, open_readonly
 
 
 @dataclass
@@ -193,8 +193,7 @@ def _fetch_folder(folder):
 
 def descriptions(photo_dir):
     """{file name: {lang: description}} from a fetch manifest (report §2)."""
-    import sqlite3
-    con = sqlite3.connect(f"file:{Path(photo_dir) / MANIFEST}?mode=ro", uri=True)
+    con = open_readonly(photo_dir)
     try:
         return {Path(file).name: json.loads(text) for file, text in con.execute(
             "SELECT file, descriptions FROM photos WHERE status = 'ok' AND file IS NOT NULL")}

@@ -1,4 +1,6 @@
-"""Photo acquisition against a loopback server that injects faults per uuid."""
+"""Downloading and the fetch step (data_prep.photos.download, .fetch) against a
+loopback server that injects faults per uuid; parsing is test_photos_listing.py,
+the manifest test_photos_manifest.py."""
 import io
 import os
 import signal
@@ -180,34 +182,6 @@ def manifest(out):
 
 
 # ---- parsing ----------------------------------------------------------------------
-def test_parse_keeps_languages_and_reports_malformed_lines(tmp_path):
-    text = (f"\ufeff{uid(1)} | Những người ăn xin | vie\r\n"
-            f"{uid(1)} | Mendiants | fra\r\n"
-            "\r\n"
-            f"  {uid(2)}|Pagode | Chùa Một Cột | temple|vie  \n"
-            "not a line\n"
-            f"zz{uid(3)[2:]} | bad id | fra\n"
-            f"{uid(3).upper()} | upper-case id is fine | eng\n"
-            f"{uid(4)} | no language |\n")
-    (tmp_path / "photos.txt").write_text(text, encoding="utf-8", newline="")
-    listing = photos.parse_photos(tmp_path / "photos.txt")
-    assert listing.photos[uid(1)] == {"vie": "Những người ăn xin", "fra": "Mendiants"}
-    assert listing.photos[uid(2)] == {"vie": "Pagode | Chùa Một Cột | temple"}
-    assert uid(3) in listing.photos and uid(4) not in listing.photos
-    assert listing.stats() == {"lines": 7, "unique_ids": 3, "malformed": 3, "blank": 1}
-    assert [(n, r.split()[0]) for n, r, _ in listing.malformed] == \
-        [(5, "expected"), (6, "invalid"), (8, "invalid")]
-
-
-def test_a_repeated_language_keeps_the_first_description_and_a_blank_language_is_refused(
-        tmp_path):
-    (tmp_path / "photos.txt").write_text(f"{uid(1)} | first | fra\n{uid(1)} | second | fra\n"
-                                         f"{uid(2)} | x | en gb\n", encoding="utf-8")
-    listing = photos.parse_photos(tmp_path / "photos.txt")
-    assert listing.photos == {uid(1): {"fra": "first"}}
-    assert listing.malformed[0][:2] == (3, "invalid language 'en gb'")
-
-
 def test_a_jpeg_cut_in_its_image_data_is_broken(server, tmp_path):
     """Its headers are whole, so it opens; only decoding every pixel finds the cut."""
     import numpy as np

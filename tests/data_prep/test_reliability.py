@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from data_prep import db, files, image_datasets, images, photos
-from data_prep.__main__ import main
 from tests.data_prep.test_safety import png_header_only
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.__main__ import SOURCES
-from dec import compare, experiments, nets, pipeline
+from dec import experiments, nets, pipeline
 from tests.dec.test_cli import schedule_of_run
 
 REPO = Path(__file__).resolve().parents[2]

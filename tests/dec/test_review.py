@@ -2,7 +2,6 @@
 The browser test is test_review_browser.py."""
 import csv
 import json
-import os
 import signal
 import sqlite3
 import subprocess
