@@ -9,7 +9,8 @@
 #   bridge: the host's network is not touched; containers use --network host)
 #   and stopped at the end, by its PID;
 # - the base image is debian:bookworm if the daemon has it or can pull it,
-#   else a minbase bookworm made by mmdebstrap from Debian's registry;
+#   else a minbase bookworm made by mmdebstrap from Debian's registry, with
+#   this machine's local CA certificates (/usr/local/share/ca-certificates);
 # - the container works on a copy of this checkout (tracked and untracked
 #   files, not ignored ones), so runs/ and data/ land in the scratch folder;
 # - --arch: CUDA compute capabilities to build (default: the image's, 6.0-9.0;
@@ -48,9 +49,12 @@ cleanup() {
     for _ in $(seq 60); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 1; done
     kill -9 "$daemon_pid" 2>/dev/null || true
   fi
+  # what a stopped daemon can leave mounted (its network namespace, overlays)
+  if [ -n "$daemon_pid" ]; then
+    findmnt -rn -o TARGET | grep "^$scratch/" | sort -r | xargs -r umount -l 2>/dev/null || true
+  fi
   if [ "$keep" = 0 ]; then
-    # the daemon's data root holds overlay mounts until it has stopped
-    rm -rf "$scratch" 2>/dev/null || { umount -R "$scratch"/root/* 2>/dev/null; rm -rf "$scratch"; }
+    rm -rf "$scratch"
   else
     say "kept $scratch (DOCKER_TEST_DIR=$scratch to reuse it)"
   fi
@@ -82,8 +86,12 @@ if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/
   if ! docker image inspect "$base" >/dev/null 2>&1; then
     if [ ! -s "$scratch/base.tar" ]; then
       say "no registry for base images: mmdebstrap --variant=minbase bookworm"
-      mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm \
-        "$scratch/base.tar.tmp" && mv "$scratch/base.tar.tmp" "$scratch/base.tar"
+      # The base trusts what this machine trusts: its local CA certificates
+      # (a proxy's, say) go in, so apt and pip in the build reach their registries.
+      mmdebstrap --quiet --variant=minbase --include=ca-certificates \
+        --customize-hook='copy-in /usr/local/share/ca-certificates /usr/local/share' \
+        --customize-hook='chroot "$1" update-ca-certificates >/dev/null' \
+        bookworm "$scratch/base.tmp.tar" && mv "$scratch/base.tmp.tar" "$scratch/base.tar"
     fi
     docker import "$scratch/base.tar" "$base" >/dev/null
     rm -f "$scratch/base.tar"
