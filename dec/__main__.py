@@ -23,7 +23,7 @@ def schedule_from_args(args, base=None):
         pretrain_iter=args.pretrain_iter, finetune_iter=args.finetune_iter,
         stepsize=args.stepsize, update_interval=args.update_interval,
         max_rounds=args.max_rounds, seed=args.seed, base_lr=args.lr,
-        snapshot=args.snapshot, tol=args.tol)
+        snapshot=args.snapshot, tol=args.tol, momentum_burnin=args.momentum_burnin)
     if args.hidden:
         sched = sched.override(dims=(sched.dims[0],) + tuple(args.hidden) + (sched.dims[-1],))
     if args.embedding:
@@ -37,6 +37,8 @@ def add_schedule_args(p):
     g.add_argument("--finetune-iter", type=positive_int, help="end-to-end iterations (100000)")
     g.add_argument("--stepsize", type=positive_int, help="lr / 10 every N iterations (20000)")
     g.add_argument("--lr", type=positive_float, help="pretraining base_lr (0.1)")
+    g.add_argument("--momentum-burnin", type=nonneg_int, help="iterations over which momentum "
+                   "rises from 0 (the DEC fork's momentum_burnin: 1000)")
     g.add_argument("--update-interval", type=positive_int,
                    help="DEC iterations per round (dec.py: MNIST 160, STL 40, REUTERS 20)")
     g.add_argument("--max-rounds", type=positive_int, help="stop DEC after N rounds (1000)")

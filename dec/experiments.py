@@ -31,6 +31,7 @@ class Published:
     acc: float
     nmi: float = None
     note: str = ""
+    label: str = ""                # a few words for the README's table (else the source)
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,15 @@ def scores_from_confusion(counts):
 def _report_table_2():
     scores = scores_from_confusion(REPORT_TABLE_2)
     return Published(f"{REPORT}, Table 2 (DEC fork, GPU)", round(scores["acc"], 4),
-                     round(scores["nmi"], 4), note="70 000 digits, scored from its confusion table")
+                     round(scores["nmi"], 4), note="70 000 digits, scored from its confusion table",
+                     label="report T2")
 
 
 MNIST_PUBLISHED = (
-    Published(DEC_PAPER, 0.8430, note="all 70 000 digits, the paper's schedule on a GPU"),
-    Published("Guo et al., IJCAI 2017 (IDEC), DEC rerun", 0.866, note="all 70 000 digits"),
+    Published(DEC_PAPER, 0.8430, note="all 70 000 digits, the paper's schedule on a GPU",
+              label="DEC paper"),
+    Published("Guo et al., IJCAI 2017 (IDEC), DEC rerun", 0.866, note="all 70 000 digits",
+              label="IDEC's rerun"),
     _report_table_2(),
 )
 # A peer on the same 5000 digits at the same budget (2000 iterations a layer,
@@ -91,7 +95,7 @@ MNIST_PUBLISHED = (
 # dec/bench/ptdec_mnist5k.py (torch 2.13 CPU, 2 threads, Intel Xeon VM).
 PTDEC_MNIST5K = Published("pt-dec + pt-sdae (PyTorch, its own recipe), same digits and budget",
                           0.7464, 0.7115, note="measured here, not a publication; "
-                          "AE + k-means 0.7088")
+                          "AE + k-means 0.7088", label="pt-dec, same budget (measured)")
 # The budget the issue compared at (2000 iterations a layer, 4000 fine-tuning).
 SMALL_BUDGET = dict(pretrain_iter=2000, finetune_iter=4000, stepsize=1500, max_rounds=100)
 PAPER_BUDGET = dict(pretrain_iter=50000, finetune_iter=100000, stepsize=20000)
@@ -117,18 +121,22 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("fashion", "all 70 000 Fashion-MNIST images, a CPU schedule of under an hour",
                "fashion", "fashion", FASHION_SCHEDULE, published=(
                    Published("k-means on raw pixels, measured here (arithmetic NMI)", 0.476,
-                             0.512, note="a baseline, not a publication"),
+                             0.512, note="a baseline, not a publication",
+                             label="k-means on pixels (measured)"),
                    Published("a public PyTorch DEC, short schedule, measured here "
-                             "(arithmetic NMI)", 0.549, 0.573, note="a peer, not a publication")),
+                             "(arithmetic NMI)", 0.549, 0.573, note="a peer, not a publication",
+                             label="a PyTorch DEC (measured)")),
                cpu_minutes=38),
     Experiment("stl", "STL-10's 13 000 labelled images, HOG + colour map (make_stl_data)",
                "stl", "stl", PAPER_BUDGET, published=(
-                   Published(DEC_PAPER, 0.359),
-                   Published(f"{REPORT}, §3.2 (DEC fork, make_stl_data)", 0.357)),
+                   Published(DEC_PAPER, 0.359, label="DEC paper"),
+                   Published(f"{REPORT}, §3.2 (DEC fork, make_stl_data)", 0.357,
+                             label="report §3.2")),
                needs="STL-10's binary files", cpu_minutes=300),
     Experiment("photos", "a heobs photo folder, HOG + colour map, 4 classes (report §3.3)",
                "photos", "custom", PAPER_BUDGET,
-               published=(Published(f"{REPORT}, §3.3 (its own photos, 4 classes)", 0.6874),),
+               published=(Published(f"{REPORT}, §3.3 (its own photos, 4 classes)", 0.6874,
+                                    label="report §3.3"),),
                needs="a photo folder named heritage_*, being_*, scenery_*, other_*"),
 )}
 
@@ -203,10 +211,11 @@ def results_table(path=MEASURED):
     rows = ["| experiment | published (accuracy) | ours: accuracy / NMI | recipe | commit, "
             "machine | command |", "|---|---|---|---|---|---|"]
     for e in EXPERIMENTS.values():
-        pub = "; ".join(f"{p.acc:.3f} ({p.source})" for p in e.published) or "—"
+        pub = "; ".join(f"{p.label or p.source} {p.acc:.3f}" for p in e.published) or "—"
         ours = measured.get(e.name)
-        got = (f"{ours['acc']:.3f} / {ours['nmi']:.3f} ({ours['minutes']:g} min, "
-               f"{ours['rounds']} rounds)" if ours else "not run yet")
+        got = (f"**{ours['acc']:.3f}** / {ours['nmi']:.3f} ({ours['minutes']:g} min, "
+               f"{ours['rounds']} rounds{'' if ours['converged'] else ', not converged'})"
+               if ours else "not run yet")
         where = f"{ours['commit']}, {ours['machine']}" if ours else "—"
         rows.append(f"| {e.name} | {pub} | {got} | {e.recipe} | {where} | "
                     f"`make reproduce-{e.name}` |")
