@@ -227,11 +227,13 @@ docker-build:
 
 docker-shell:
 	$(DOCKER_NOTE)
-	docker run --rm -it $(DOCKER_GPUS) -v $(CURDIR):/work -w /work $(DOCKER_IMAGE) bash
+	docker run --rm -it $(DOCKER_GPUS) -e CUDA=$(if $(DOCKER_GPUS),1,0) -v $(CURDIR):/work \
+	  -w /work $(DOCKER_IMAGE) bash
 
 docker-run:
 	$(DOCKER_NOTE)
-	docker run --rm $(DOCKER_GPUS) -v $(CURDIR):/work -w /work $(DOCKER_IMAGE) bash -lc '$(CMD)'
+	docker run --rm $(DOCKER_GPUS) -e CUDA=$(if $(DOCKER_GPUS),1,0) -v $(CURDIR):/work \
+	  -w /work $(DOCKER_IMAGE) bash -lc '$(CMD)'
 
 # Build the image here (our own daemon and a mmdebstrap base when needed) and
 # run make test and make demo inside; DOCKER_ARCH="90" builds one capability.

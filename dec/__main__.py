@@ -51,7 +51,8 @@ def add_schedule_args(p):
     r = p.add_argument_group("recipe (default: DEC's; anything else is NOT faithful, and says "
                              "so in results.json, the comparison and every figure)")
     r.add_argument("--recipe", choices=tuple(RECIPES), help="paper (DEC's); fast: learns at "
-                   "a small budget (msra init, --corrupt 0.2, fixed lr, pretrain on total)")
+                   "a small budget (msra init, --corrupt 0.2, fixed lr, no momentum burn-in, "
+                   "pretrain on total)")
     r.add_argument("--init", choices=INITS, help="weight filler (DEC: gaussian std 0.01)")
     r.add_argument("--corrupt", type=nonneg_float, help="input dropout in the first stage and "
                    "fine-tuning (DEC: 0)")

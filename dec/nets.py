@@ -59,16 +59,20 @@ PRETRAIN_DATA = ("train", "total")
 # on 5000 real MNIST digits, matters at a small budget (README, "recipes"):
 # Caffe's msra filler with variance_norm AVERAGE (the variance of Xavier-uniform
 # with ReLU gain), denoising input dropout 0.2 in every stage, a constant
-# learning rate, and pretraining on every sample that is clustered.
+# learning rate, full momentum from the first iteration (DEC's burn-in ramps it
+# over 1000, half of a 2000-iteration stage), pretraining on every sample that
+# is clustered.
 RECIPES = {
     "paper": {},
-    "fast": dict(init="msra", corrupt=0.2, lr_policy="fixed", pretrain_data="total"),
+    "fast": dict(init="msra", corrupt=0.2, lr_policy="fixed", pretrain_data="total",
+                 momentum_burnin=0),
 }
+RECIPE_PARTS = ("init", "corrupt", "lr_policy", "pretrain_data", "momentum_burnin")
 
 
 def recipe_of(sched):
     """The name of the recipe a schedule follows ('custom' if none matches)."""
-    parts = {k: getattr(sched, k) for k in ("init", "corrupt", "lr_policy", "pretrain_data")}
+    parts = {k: getattr(sched, k) for k in RECIPE_PARTS}
     for name, changes in RECIPES.items():
         if parts == {k: changes.get(k, getattr(PAPER, k)) for k in parts}:
             return name

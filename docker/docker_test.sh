@@ -112,7 +112,8 @@ mkdir -p "$scratch/checkout"
   tar -xf - -C "$scratch/checkout"
 start=$(date +%s)
 set +e
-docker run --rm --network host -v "$scratch/checkout:/work" -w /work "$image" \
+# No GPU here: the image's CPU_ONLY Caffe (CUDA=0), as `make docker-run` on such a host.
+docker run --rm --network host -e CUDA=0 -v "$scratch/checkout:/work" -w /work "$image" \
   bash -lc 'make test 2>&1 | tail -5; echo "tests exit ${PIPESTATUS[0]}"; make demo 2>&1 | tail -16' \
   > "$scratch/run.log" 2>&1
 run_code=$?

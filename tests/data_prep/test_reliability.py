@@ -200,3 +200,12 @@ def test_one_photo_under_two_names_is_one_image(tmp_path):
     assert kept == [(tmp_path / "a.jpg", "x")] and "the same file" in logged[0]
     with pytest.raises(ValueError, match="labelled both"):
         image_datasets.unique_items([(tmp_path / "a.jpg", "x"), (tmp_path / "b.jpg", "y")])
+
+
+def test_split_shares_are_rounded_per_class():
+    """30 a class at 50/25/25: 15 train, 7.5 → 8 validation, the 7 left test."""
+    items = [(f"/x/{c}{n}.jpg", c) for c in "ab" for n in range(30)]
+    train, val, test = image_datasets.stratified_split(items, (0.5, 0.25, 0.25), seed=1)
+    for c in "ab":
+        assert [sum(label == c for _, label in part) for part in (train, val, test)] == [15, 8, 7]
+    assert sorted(train + val + test) == sorted(items)

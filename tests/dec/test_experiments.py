@@ -19,8 +19,10 @@ def test_the_fast_recipe_and_its_parts_reach_the_schedule(tmp_path, monkeypatch)
     assert (paper.init, paper.corrupt, paper.lr_policy, paper.pretrain_data) == \
         ("gaussian", 0.0, "step", "train") and nets.recipe_of(paper) == "paper"
     fast, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "fast")
-    assert (fast.init, fast.corrupt, fast.lr_policy, fast.pretrain_data) == \
-        ("msra", 0.2, "fixed", "total") and nets.recipe_of(fast) == "fast"
+    assert (fast.init, fast.corrupt, fast.lr_policy, fast.pretrain_data, fast.momentum_burnin) \
+        == ("msra", 0.2, "fixed", "total", 0) and nets.recipe_of(fast) == "fast"
+    assert nets.recipe_of(fast.override(momentum_burnin=1000)) == "custom"
+    assert "momentum_burnin" not in nets.pretrain_solver("n", fast, "p", 10)   # 0: no ramp
     assert fast.update_interval == 160 and fast.base_lr == 0.1       # DEC's otherwise
     mixed, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "fast", "--init",
                                "gaussian")
