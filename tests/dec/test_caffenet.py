@@ -292,3 +292,12 @@ def test_only_the_newest_snapshots_are_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "caffenet_iter_15.caffemodel", "caffenet_iter_15.solverstate",
         "caffenet_iter_20.caffemodel", "caffenet_iter_20.solverstate"]
+
+
+def test_the_validation_batch_divides_the_validation_set():
+    """test_iter x batch = the set: every validation image counts once."""
+    for n_val, largest, batch in ((100, 50, 50), (96, 50, 48), (12, 50, 12), (97, 50, 1),
+                                  (60, 25, 20)):
+        assert caffenet_train.validation_batch(n_val, largest) == batch
+    with pytest.raises(ValueError, match="empty"):
+        caffenet_train.validation_batch(0, 50)

@@ -95,6 +95,10 @@ def test_review_by_keyboard_in_chromium(served, browser):
     idle(browser, lambda d: len(shown(d)) == PAGE)
     assert "reviewed 0 / 36" in browser.find_element("id", "progress").text
     first = shown(browser)
+    # each caption: the file and the model's q for its cluster, most sure first
+    captions = [c.text for c in browser.find_elements("css selector", "figcaption")]
+    sure = [float(c.rsplit(" · ", 1)[1]) for c in captions]
+    assert len(sure) == PAGE and sure == sorted(sure, reverse=True) and 0 < sure[-1] <= 1
 
     # digit 2 labels the focused image "being" (heritage's initial is the move key h)
     press(browser, "2")
