@@ -91,7 +91,7 @@ def test_reproduce_runs_the_registrys_schedule_and_compares(tmp_path, monkeypatc
     entry = experiments.record("mnist5k-fast", results, measured)
     assert entry["acc"] == 0.7 and entry["recipe"] == "fast" and entry["commit"]
     table = experiments.results_table(measured)
-    assert "| mnist5k-fast |" in table and "0.700 / 0.600" in table
+    assert "| mnist5k-fast |" in table and "**0.700** / 0.600" in table
 
 
 def test_the_readme_results_table_is_the_registrys():
