@@ -20,20 +20,22 @@ import json
 import time
 
 import numpy as np
-import ptsdae.model as ae
-import torch
-from ptdec.dec import DEC
-from ptdec.model import predict, train
-from ptdec.utils import cluster_accuracy
-from ptsdae.sdae import StackedDenoisingAutoEncoder
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score as nmi
-from torch.optim import SGD
-from torch.optim.lr_scheduler import StepLR
-from torch.utils.data import TensorDataset
 
 
 def main():
+    # The peer's imports here: the module imports without torch (the layout test
+    # imports every module of the package).
+    import ptsdae.model as ae
+    import torch
+    from ptdec.dec import DEC
+    from ptdec.model import predict, train
+    from ptdec.utils import cluster_accuracy
+    from ptsdae.sdae import StackedDenoisingAutoEncoder
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+    from torch.optim import SGD
+    from torch.optim.lr_scheduler import StepLR
+    from torch.utils.data import TensorDataset
     p = argparse.ArgumentParser()
     p.add_argument("--csv", required=True)
     p.add_argument("--pretrain-epochs", type=int, default=100)
