@@ -12,7 +12,8 @@
 #   else a minbase bookworm made by mmdebstrap from Debian's registry, with
 #   this machine's local CA certificates (/usr/local/share/ca-certificates);
 # - the container works on a copy of this checkout (tracked and untracked
-#   files, not ignored ones), so runs/ and data/ land in the scratch folder;
+#   files, not ignored ones, and .git), so runs/ and data/ land in the scratch
+#   folder;
 # - --arch: CUDA compute capabilities to build (default: the image's, 6.0-9.0;
 #   one capability builds several times faster);
 # - everything made is removed at the end (--keep: the scratch folder, its
@@ -108,8 +109,10 @@ build_s=$(( $(date +%s) - start ))
 size=$(docker image inspect -f '{{.Size}}' "$image")
 
 mkdir -p "$scratch/checkout"
-(cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) |
-  tar -xf - -C "$scratch/checkout"
+# The working tree (tracked and untracked, not ignored) and its .git: a test
+# reads the checkout's file list from git.
+(cd "$repo" && { git ls-files -co --exclude-standard -z; printf '.git\0'; } |
+  tar --null -T - -cf -) | tar -xf - -C "$scratch/checkout"
 start=$(date +%s)
 set +e
 # No GPU here: the image's CPU_ONLY Caffe (CUDA=0), as `make docker-run` on such a host.
