@@ -248,7 +248,6 @@ def reproduce(name, data_dir="data", runs_dir="runs", gpu=None, input_dir=None,
 
 
 def _make_data(e, data_dir, input_dir):
-    import subprocess
     import sys
     args = [sys.executable, "-m", "data_prep", "data", e.data, "--out", str(data_dir)]
     flag = {"mnist": "--mnist-dir", "stl": "--stl-dir", "photos": "--photos"}.get(e.data)

@@ -59,9 +59,8 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, 
         if not (path / "CURRENT").exists():
             raise FileNotFoundError(f"database {path} is missing: run `python -m data_prep data` first")
     with locked(run_dir):
-        results = _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
-                       log, progress, experiment)
-    return results
+        return _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
+                    log, progress, experiment)
 
 
 # What each stage's result depends on (not max_rounds, snapshot, display).

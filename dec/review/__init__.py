@@ -14,7 +14,7 @@ def open_review(source, labels, classes=None, export=None):
     anything is made: a refused command creates no store and no file."""
     from .session import Review, review_classes
     from .sources import open_source
-    from .store import Store
+    from .store import Store, refuse_export
     source = open_source(source)
     classes = review_classes(source, classes)
     labels = Path(labels)
@@ -23,8 +23,7 @@ def open_review(source, labels, classes=None, export=None):
     if not labels.exists():
         source.check_output(labels, "--labels")
         if export.exists():              # a new store has written no export yet
-            raise ValueError(f"{export} exists and is not an unchanged export of this review: "
-                             "export to a new file (nothing is overwritten)")
+            refuse_export(export)
     store = Store(labels)
     try:
         store.check_export(export)

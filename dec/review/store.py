@@ -83,6 +83,11 @@ def check_store(path):
                          "new file for --labels (it is left untouched)")
 
 
+def refuse_export(path):
+    raise ValueError(f"{path} exists and is not an unchanged export of this review: "
+                     "export to a new file (nothing is overwritten)")
+
+
 def sha256_of(path):
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -228,8 +233,7 @@ class Store:
                 row = self.con.execute("SELECT sha256 FROM exports WHERE path = ?",
                                        (key,)).fetchone()
             if row is None or row[0] != sha256_of(path):
-                raise ValueError(f"{path} exists and is not an unchanged export of this review: "
-                                 "export to a new file (nothing is overwritten)")
+                refuse_export(path)
         return key
 
     def export(self, path):
