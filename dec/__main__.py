@@ -1,7 +1,7 @@
 """heobs-dec on Caffe: python -m dec COMMAND ... (--help of each).
 
 DEC (unsupervised, report §3):      run, predict, compare, demo, reproduce, results-table
-CaffeNet (supervised, report §4-8): train, evaluate, classify
+CaffeNet (supervised, report §4-8): train, curves, evaluate, classify
 A person's review (§3.1.7, §4.1.1, §8): review, export-labels
 The data they read is made by `python -m data_prep`.
 """
@@ -122,7 +122,10 @@ def do_train(a):
     if a.gpu is not None:
         from .engine import check_gpu_build
         check_gpu_build()
-    solver = nets.REPORT_SOLVER.override(max_iter=a.max_iter, base_lr=a.base_lr,
+    base = nets.REPORT_SOLVER.override(**nets.RECIPES[a.recipe or "report"])
+    base = base.override(init=a.init, input_scale=a.input_scale, new_layer_lr=a.new_layer_lr,
+                         clip_gradients=a.clip_gradients)
+    solver = base.override(max_iter=a.max_iter, base_lr=a.base_lr,
                                          gamma=a.gamma, stepsize=a.stepsize,
                                          batch_size=a.batch,
                                          test_interval=a.test_interval,
@@ -132,6 +135,12 @@ def do_train(a):
     if tests:
         print(f"last validation: {tests[-1]}")
     print(f"log {Path(a.run) / 'train.log'}, curves {Path(a.run) / 'curves.png'}")
+
+
+def do_curves(a):
+    from .caffenet import train
+    train.compare_png(a.runs, a.png, a.title)
+    print(f"written {a.png}")
 
 
 def do_evaluate(a):
@@ -242,7 +251,27 @@ def parser():
     for flag, default in (("max-iter", 4000), ("stepsize", 500), ("batch", 50),
                           ("test-interval", 500), ("snapshot", 500), ("display", 50)):
         g.add_argument(f"--{flag}", type=positive_int, help=str(default))
+    from .caffenet.nets import INITS, RECIPES
+    r = p.add_argument_group("recipe (default: the report's solver with BVLC's fillers; anything "
+                             "else is NOT the report's, and says so in results.json and curves.png)")
+    r.add_argument("--recipe", choices=tuple(RECIPES), help="report; scratch: learns without the "
+                   "ImageNet weights (msra init, inputs x 1/256, last layer lr x1, base_lr 0.01, "
+                   "clip_gradients 10)")
+    r.add_argument("--init", choices=INITS, help="weight fillers (BVLC's gaussian, biases 0/1)")
+    r.add_argument("--input-scale", type=positive_float, help="pixels minus the mean, times "
+                   "this (1)")
+    r.add_argument("--new-layer-lr", type=positive_float, help="lr_mult of the new last layer, "
+                   "biases twice it (BVLC's fine-tuning: 10)")
+    r.add_argument("--clip-gradients", type=nonneg_float, help="Caffe's clip_gradients: the "
+                   "L2 norm of all gradients capped at this (0: none)")
     p.set_defaults(handler=do_train)
+
+    p = sub.add_parser("curves", help="several CaffeNet runs' curves side by side in one PNG")
+    p.add_argument("runs", nargs="+", help="run folders of `train`")
+    p.add_argument("--png", required=True)
+    p.add_argument("--title", default="CaffeNet runs", help="say the machine, commit and "
+                   "command where the figure is shown to others")
+    p.set_defaults(handler=do_curves)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion on a split")
     p.add_argument("run")

@@ -19,7 +19,7 @@ LAST_LAYER = "fc8_heobs"
 
 @dataclass(frozen=True)
 class Solver:
-    """The report's solver (§4)."""
+    """The report's solver (§4) and BVLC's fine-tuning recipe — the defaults."""
     base_lr: float = 0.001
     lr_policy: str = "step"
     gamma: float = 0.1
@@ -33,6 +33,11 @@ class Solver:
     batch_size: int = 50
     test_batch_size: int = 50
     seed: int = 1234
+    # Not the report's: the parts of the scratch recipe (RECIPES), BVLC's values the defaults.
+    init: str = "bvlc"              # bvlc: BVLC's gaussian fillers and biases; msra: zero biases
+    input_scale: float = 1.0        # pixels minus the mean, times this, before conv1
+    new_layer_lr: float = 10        # the new last layer's lr_mult (biases twice it)
+    clip_gradients: float = 0.0     # the solver's clip_gradients (0: none)
 
     def override(self, **changes):
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -42,6 +47,31 @@ class Solver:
 
 
 REPORT_SOLVER = Solver()
+INITS = ("bvlc", "msra")
+# Named recipes: the non-report parts, on top of the report's solver.
+# scratch: CaffeNet without the ImageNet weights (README, "CaffeNet from
+# scratch"). BVLC's N(0, 0.01) fillers shrink the signal layer by layer until
+# fc6/fc7's bias of 1 is all fc8 sees: every image looks alike and the loss sits
+# at ln K. Caffe's msra filler keeps the signal's scale, so raw pixels (± 128)
+# reach fc8 as logits in the hundreds; × 1/256 brings them to order 1. The
+# ×10/×20 learning rate of the new last layer is BVLC's fine-tuning recipe
+# (the rest of the net already learned); from scratch it makes fc8 outrun the
+# layers that feed it, and with momentum the loss blows up.
+RECIPES = {
+    "report": {},
+    "scratch": dict(init="msra", input_scale=1 / 256, new_layer_lr=1, base_lr=0.01,
+                    clip_gradients=10.0),
+}
+RECIPE_PARTS = ("init", "input_scale", "new_layer_lr", "base_lr", "clip_gradients")
+
+
+def recipe_of(solver):
+    """The name of the recipe a solver follows ('custom' if none matches)."""
+    parts = {k: getattr(solver, k) for k in RECIPE_PARTS}
+    for name, changes in RECIPES.items():
+        if parts == {k: changes.get(k, getattr(REPORT_SOLVER, k)) for k in parts}:
+            return name
+    return "custom"
 
 
 def _param(lr, decay):
@@ -49,22 +79,33 @@ def _param(lr, decay):
            f"  param {{ lr_mult: {lr[1]} decay_mult: {decay[1]} }}\n"
 
 
-def conv(name, bottom, num, kernel, std, bias, stride=1, pad=0, group=1):
+def _fillers(init, std, bias):
+    """BVLC's gaussian weights and constant bias, or Caffe's msra (He et al.,
+    fan-in) with zero bias."""
+    if init == "bvlc":
+        weights = f'type: "gaussian" std: {std}'
+    elif init == "msra":
+        weights, bias = 'type: "msra"', 0
+    else:
+        raise ValueError(f"init {init!r}: one of {', '.join(INITS)}")
+    return (f"    weight_filler {{ {weights} }}\n"
+            f'    bias_filler {{ type: "constant" value: {bias} }} }}\n}}\n')
+
+
+def conv(name, bottom, num, kernel, std, bias, stride=1, pad=0, group=1, init="bvlc"):
     extra = (f" stride: {stride}" if stride != 1 else "") + (f" pad: {pad}" if pad else "") + \
             (f" group: {group}" if group != 1 else "")
     return (f'layer {{\n  name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"\n'
             + _param((1, 2), (1, 0))
             + f"  convolution_param {{ num_output: {num} kernel_size: {kernel}{extra}\n"
-            f'    weight_filler {{ type: "gaussian" std: {std} }}\n'
-            f'    bias_filler {{ type: "constant" value: {bias} }} }}\n}}\n')
+            + _fillers(init, std, bias))
 
 
-def fc(name, bottom, num, std, bias, lr=(1, 2)):
+def fc(name, bottom, num, std, bias, lr=(1, 2), init="bvlc"):
     return (f'layer {{\n  name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{name}"\n'
             + _param(lr, (1, 0))
             + f"  inner_product_param {{ num_output: {num}\n"
-            f'    weight_filler {{ type: "gaussian" std: {std} }}\n'
-            f'    bias_filler {{ type: "constant" value: {bias} }} }}\n}}\n')
+            + _fillers(init, std, bias))
 
 
 def relu(name, blob):
@@ -86,20 +127,41 @@ def dropout(name, blob):
             f"  dropout_param {{ dropout_ratio: 0.5 }} }}\n")
 
 
-def body(n_classes, new_layer_lr=(10, 20)):
-    """conv1 .. fc8_heobs. The new last layer learns 10x faster (BVLC's
-    fine-tuning recipe, finetune_flickr_style)."""
-    return (conv("conv1", "data", 96, 11, 0.01, 0, stride=4) + relu("relu1", "conv1")
+def input_scaling(scale):
+    """data × scale (a Power layer, so the deploy net and `classify` scale
+    alike); nothing at scale 1 (BVLC's nets, the ImageNet weights)."""
+    if scale == 1:
+        return "", "data"
+    return (f'layer {{ name: "data_scaled" type: "Power" bottom: "data" top: "data_scaled"\n'
+            f"  power_param {{ scale: {scale!r} }} }}\n", "data_scaled")
+
+
+def body(n_classes, solver=REPORT_SOLVER):
+    """conv1 .. fc8_heobs. The new last layer learns solver.new_layer_lr times
+    faster (BVLC's fine-tuning recipe, finetune_flickr_style: 10, biases 20)."""
+    i = solver.init
+    scaling, data = input_scaling(solver.input_scale)
+    new_lr = (solver.new_layer_lr, 2 * solver.new_layer_lr)
+    return (scaling
+            + conv("conv1", data, 96, 11, 0.01, 0, stride=4, init=i) + relu("relu1", "conv1")
             + pool("pool1", "conv1") + lrn("norm1", "pool1")
-            + conv("conv2", "norm1", 256, 5, 0.01, 1, pad=2, group=2) + relu("relu2", "conv2")
-            + pool("pool2", "conv2") + lrn("norm2", "pool2")
-            + conv("conv3", "norm2", 384, 3, 0.01, 0, pad=1) + relu("relu3", "conv3")
-            + conv("conv4", "conv3", 384, 3, 0.01, 1, pad=1, group=2) + relu("relu4", "conv4")
-            + conv("conv5", "conv4", 256, 3, 0.01, 1, pad=1, group=2) + relu("relu5", "conv5")
-            + pool("pool5", "conv5")
-            + fc("fc6", "pool5", 4096, 0.005, 1) + relu("relu6", "fc6") + dropout("drop6", "fc6")
-            + fc("fc7", "fc6", 4096, 0.005, 1) + relu("relu7", "fc7") + dropout("drop7", "fc7")
-            + fc(LAST_LAYER, "fc7", n_classes, 0.01, 0, lr=new_layer_lr))
+            + conv("conv2", "norm1", 256, 5, 0.01, 1, pad=2, group=2, init=i)
+            + relu("relu2", "conv2") + pool("pool2", "conv2") + lrn("norm2", "pool2")
+            + conv("conv3", "norm2", 384, 3, 0.01, 0, pad=1, init=i) + relu("relu3", "conv3")
+            + conv("conv4", "conv3", 384, 3, 0.01, 1, pad=1, group=2, init=i)
+            + relu("relu4", "conv4")
+            + conv("conv5", "conv4", 256, 3, 0.01, 1, pad=1, group=2, init=i)
+            + relu("relu5", "conv5") + pool("pool5", "conv5")
+            + fc("fc6", "pool5", 4096, 0.005, 1, init=i) + relu("relu6", "fc6")
+            + dropout("drop6", "fc6")
+            + fc("fc7", "fc6", 4096, 0.005, 1, init=i) + relu("relu7", "fc7")
+            + dropout("drop7", "fc7")
+            + fc(LAST_LAYER, "fc7", n_classes, 0.01, 0, lr=_fmt_lr(new_lr), init=i))
+
+
+def _fmt_lr(pair):
+    """lr_mult as Caffe's text writes it: 10, not 10.0."""
+    return tuple(int(v) if float(v).is_integer() else v for v in pair)
 
 
 def data_layer(phase, source, mean_file, batch, backend="LEVELDB"):
@@ -115,18 +177,18 @@ def train_val(n_classes, train_source, val_source, mean_file, solver=REPORT_SOLV
     return ('name: "CaffeNet-heobs"\n'
             + data_layer("TRAIN", train_source, mean_file, solver.batch_size, backend)
             + data_layer("TEST", val_source, mean_file, solver.test_batch_size, backend)
-            + body(n_classes)
+            + body(n_classes, solver)
             + f'layer {{ name: "accuracy" type: "Accuracy" bottom: "{LAST_LAYER}" bottom: "label" '
               f'top: "accuracy" include {{ phase: TEST }} }}\n'
             + f'layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "{LAST_LAYER}" '
               f'bottom: "label" top: "loss" }}\n')
 
 
-def deploy(n_classes, batch=10):
+def deploy(n_classes, batch=10, solver=REPORT_SOLVER):
     return ('name: "CaffeNet-heobs"\n'
             f'layer {{ name: "data" type: "Input" top: "data"\n'
             f"  input_param {{ shape {{ dim: {batch} dim: 3 dim: {CROP} dim: {CROP} }} }} }}\n"
-            + body(n_classes)
+            + body(n_classes, solver)
             + f'layer {{ name: "prob" type: "Softmax" bottom: "{LAST_LAYER}" top: "prob" }}\n')
 
 
@@ -139,7 +201,8 @@ def solver_text(net, snapshot_prefix, test_iter, solver=REPORT_SOLVER, mode="CPU
         f"max_iter: {max_iter or solver.max_iter}", f"momentum: {solver.momentum}",
         f"weight_decay: {solver.weight_decay}", f"snapshot: {solver.snapshot}",
         f'snapshot_prefix: "{prototxt_path(snapshot_prefix)}"', f"solver_mode: {mode}",
-        f"random_seed: {solver.seed}"]) + "\n"
+        f"random_seed: {solver.seed}"]
+        + ([f"clip_gradients: {solver.clip_gradients}"] if solver.clip_gradients else [])) + "\n"
 
 
 def write_model_files(folder, n_classes=4):

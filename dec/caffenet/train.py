@@ -125,7 +125,7 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
                                           dataset_dir / f"val_{backend}",
                                           dataset_dir / "mean.binaryproto", solver,
                                           backend.upper()))
-    write_text(run_dir / "deploy.prototxt", caffenet.deploy(len(info["classes"])))
+    write_text(run_dir / "deploy.prototxt", caffenet.deploy(len(info["classes"]), solver=solver))
     shutil.copy(dataset_dir / "classes.txt", run_dir / "classes.txt")
     shutil.copy(dataset_dir / "mean.binaryproto", run_dir / "mean.binaryproto")
     solver_file = run_dir / "solver.prototxt"
@@ -183,14 +183,16 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
         writer.writerows(["train", r["iteration"], r["loss"], "", r["lr"]] for r in rows)
         writer.writerows(["val", r["iteration"], r.get("loss", ""), r.get("accuracy", ""), ""]
                          for r in tests)
-    curves_png(rows, tests, run_dir / "curves.png")
+    recipe = caffenet.recipe_of(solver)
+    curves_png(rows, tests, run_dir / "curves.png", title="Training progress" + (
+        "" if recipe == "report" else f" — recipe {recipe} (NOT the report's)"))
     final = run_dir / "snapshots" / f"caffenet_iter_{solver.max_iter}.caffemodel"
     if final.exists():
         shutil.copy(final, run_dir / "caffenet.caffemodel")
     prune_snapshots(run_dir / "snapshots", keep_snapshots)
     write_json(run_dir / "results.json", {
         "dataset": str(dataset_dir), "classes": info["classes"], "weights":
-        str(weights) if weights else None, "solver": solver.as_dict(),
+        str(weights) if weights else None, "solver": solver.as_dict(), "recipe": recipe,
         "test_iter": test_iter, "train": rows[-1] if rows else None,
         "validation": tests[-1] if tests else None})
     return rows, tests
@@ -235,3 +237,33 @@ def validation_batch(n_val, largest):
     if n_val < 1:
         raise ValueError("the validation split is empty")
     return max(b for b in range(1, min(largest, n_val) + 1) if n_val % b == 0)
+
+
+def compare_png(run_dirs, path, title="CaffeNet runs"):
+    """Several runs' curves side by side (training loss; validation accuracy),
+    each named by its folder and recipe — e.g. the report's gammas (§4.1.4)
+    or a recipe against the report's."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for run_dir in map(Path, run_dirs):
+        if not (run_dir / "train.log").exists():
+            raise FileNotFoundError(f"{run_dir} has no train.log: not a `train` run")
+        rows, tests = parse_log((run_dir / "train.log").read_text())
+        made = json.loads((run_dir / "results.json").read_text()) \
+            if (run_dir / "results.json").exists() else {}
+        label = f"{run_dir.name} ({made.get('recipe', 'report')})"
+        loss_ax.plot([r["iteration"] for r in rows], [r["loss"] for r in rows], label=label)
+        acc_ax.plot([r["iteration"] for r in tests], [r.get("accuracy", np.nan) for r in tests],
+                    marker="o", label=label)
+    loss_ax.set(xlabel="iteration", ylabel="training loss", title="training loss")
+    acc_ax.set(xlabel="iteration", ylabel="accuracy", ylim=(0, 1), title="validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    partial = Path(f"{path}.partial")         # written beside, renamed into place
+    fig.savefig(partial, dpi=100, format="png")
+    plt.close(fig)
+    partial.replace(path)

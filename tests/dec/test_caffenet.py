@@ -1,6 +1,7 @@
 """The supervised CaffeNet pipeline on generated images (CPU, no internet)."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,19 @@ def test_committed_caffenet_files_and_imagenet_weights_load_by_name(tmp_path):
         np.testing.assert_array_equal(ours.params[layer][0].data, source.params[layer][0].data)
     assert ours.params[caffenet.LAST_LAYER][0].data.shape == (4, 4096)
     np.testing.assert_array_equal(ours.params[caffenet.LAST_LAYER][0].data, before)
+
+
+@pytest.mark.caffe
+def test_curves_of_several_runs_in_one_figure(trained, tmp_path, capsys):
+    from dec.__main__ import main
+    root = trained[0]
+    png = tmp_path / "runs.png"
+    assert main(["curves", str(root / "run"), str(root / "run"), "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not Path(f"{png}.partial").exists()
+    capsys.readouterr()
+    assert main(["curves", str(root / "dataset"), "--png", str(tmp_path / "x.png")]) == 2
+    assert "has no train.log" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.caffe
@@ -301,3 +315,80 @@ def test_the_validation_batch_divides_the_validation_set():
         assert caffenet_train.validation_batch(n_val, largest) == batch
     with pytest.raises(ValueError, match="empty"):
         caffenet_train.validation_batch(0, 50)
+
+
+# ---- train --recipe scratch: CaffeNet without the ImageNet weights ----------------------
+SCRATCH = caffenet.REPORT_SOLVER.override(**caffenet.RECIPES["scratch"])
+
+
+def layer_block(text, name):
+    start = text.index(f'name: "{name}"')
+    return text[start:text.index("\nlayer", start)]
+
+
+def test_the_scratch_recipe_changes_its_parts_and_nothing_else():
+    report = caffenet.train_val(4, "t", "v", "m", caffenet.REPORT_SOLVER)
+    scratch = caffenet.train_val(4, "t", "v", "m", SCRATCH)
+    # The report's: BVLC's gaussian fillers, fc6/fc7 biases 1, raw pixels, fc8 x10/x20.
+    assert 'type: "msra"' not in report and "Power" not in report
+    assert 'bottom: "data" top: "conv1"' in report
+    assert "lr_mult: 10 " in layer_block(report, caffenet.LAST_LAYER)
+    # scratch: msra weights and zero biases in all 8 layers, pixels x 1/256, fc8 x1/x2.
+    assert scratch.count('type: "msra"') == 8 and "value: 1 " not in scratch
+    assert 'bottom: "data_scaled" top: "conv1"' in scratch
+    assert "power_param { scale: 0.00390625 }" in layer_block(scratch, "data_scaled")
+    fc8 = layer_block(scratch, caffenet.LAST_LAYER)
+    assert "lr_mult: 1 " in fc8 and "lr_mult: 2 " in fc8 and "lr_mult: 10" not in fc8
+    # The deploy net scales as training did (classify and evaluate feed it raw pixels).
+    assert "power_param { scale: 0.00390625 }" in caffenet.deploy(4, solver=SCRATCH)
+    assert "Power" not in caffenet.deploy(4)
+    solver = caffenet.solver_text("n", "s", 2, SCRATCH).splitlines()
+    assert "clip_gradients: 10.0" in solver and "base_lr: 0.01" in solver
+    assert not any("clip_gradients" in line
+                   for line in caffenet.solver_text("n", "s", 2).splitlines())
+    assert caffenet.recipe_of(caffenet.REPORT_SOLVER) == "report"
+    assert caffenet.recipe_of(SCRATCH) == "scratch"
+    assert caffenet.recipe_of(SCRATCH.override(new_layer_lr=10)) == "custom"
+
+
+@pytest.fixture(scope="module")
+def fashion4(tmp_path_factory):
+    """Four clearly different Fashion-MNIST classes (trouser, pullover,
+    sneaker, bag) as 200x120 photos, 40 each, in databases."""
+    from data_prep import datasets
+    root = tmp_path_factory.mktemp("fashion4")
+    datasets.write_photo_tree(datasets.load_fashion_mnist(), root / "photos", [1, 2, 7, 8], 40,
+                              size=(200, 120))
+    image_datasets.prepare(labels.labels_from_tree(root / "photos"), root / "dataset",
+                           log=lambda *a: None)
+    return root / "dataset"
+
+
+@pytest.mark.caffe
+def test_from_scratch_the_scratch_recipe_learns_where_the_reports_does_not(fashion4, tmp_path):
+    """The defect #18.4 is about: with BVLC's fillers every image reaches fc8
+    alike (fc6/fc7's bias of 1 outweighs a signal shrunk layer by layer) and
+    the loss sits at ln 4 = 1.386; the scratch recipe learns. 30 iterations of
+    batch 20 (about a minute each on 2 cores), judged on the 16 validation
+    images. Measured when this test was written (AMD EPYC, OpenBLAS Haswell):
+    validation loss / accuracy report 1.434 / 0.25, scratch 0.498 / 0.6875;
+    the thresholds leave a margin. The README has the 300-iteration runs."""
+    from dec.__main__ import main
+    validation = {}
+    for recipe in ("report", "scratch"):
+        run = tmp_path / recipe
+        assert main(["train", str(fashion4), "--run", str(run), "--recipe", recipe,
+                     "--max-iter", "30", "--batch", "20", "--test-interval", "30",
+                     "--snapshot", "30", "--display", "10"]) == 0
+        results = json.loads((run / "results.json").read_text())
+        assert results["recipe"] == recipe
+        validation[recipe] = results["validation"]
+    assert validation["report"]["loss"] > 1.3 and validation["report"]["accuracy"] < 0.4
+    assert validation["scratch"]["loss"] < 1.0 and validation["scratch"]["accuracy"] > 0.5
+    # evaluate/classify run the scratch deploy net (its Power layer) on the
+    # photos themselves: about Caffe's own validation accuracy (its database
+    # holds the images re-encoded at 256x256: within two of the 16 images).
+    result = classify.evaluate(tmp_path / "scratch", fashion4, "val", progress=False)
+    assert result["accuracy"] > 0.5
+    assert result["accuracy"] == pytest.approx(validation["scratch"]["accuracy"],
+                                               abs=2 / 16 + 1e-9)
