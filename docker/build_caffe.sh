@@ -4,9 +4,12 @@
 # clones on the same machine reuse it.
 #
 #   docker/build_caffe.sh --python PY [--cuda] [--cuda-arch "60 70 ..."] [--jobs N] [--link]
+#                         [--minimal]
 #   docker/build_caffe.sh --python PY --print-prefix   # where it is (or would be)
 # --link writes a .pth file into PY's site-packages so that PY imports this
 # build's pycaffe (the `caffe` tool is found next to it: <prefix>/bin).
+# --minimal: the tools and the layer's gtest only (no pycaffe, OpenCV or LMDB):
+# what the GPU bundle carries (docker/gpu_bundle.sh).
 #
 # Environment: HEOBS_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/heobs-dec),
 # CUDA_HOME (default /usr/local/cuda; /usr for Debian's nvidia-cuda-toolkit),
@@ -30,6 +33,7 @@ cuda_arch=$DEFAULT_CUDA_ARCH
 jobs=$(nproc)
 print_prefix=0
 link=0
+minimal=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) python=$2; shift 2 ;;
@@ -38,7 +42,8 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --print-prefix) print_prefix=1; shift ;;
     --link) link=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --minimal) minimal=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "build_caffe.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -60,6 +65,10 @@ cmake_args=(
   -DBUILD_only_tests=multi_t_loss_layer
   -DCMAKE_POLICY_VERSION_MINIMUM=3.5
 )
+if [ "$minimal" = 1 ]; then  # later -D options win
+  cmake_args+=(-DUSE_LMDB=OFF -DUSE_OPENCV=OFF -DBUILD_python=OFF -DBUILD_python_layer=OFF)
+  numpy_version=none
+fi
 if [ "$cuda" = 1 ]; then
   cuda_home=${CUDA_HOME:-/usr/local/cuda}
   [ -x "$cuda_home/bin/nvcc" ] || die "no nvcc in $cuda_home (set CUDA_HOME)"
@@ -95,6 +104,7 @@ key=$( {
   find "$here/patches" "$here/src" -type f | LC_ALL=C sort | xargs cat
 } | sha256sum | cut -c1-16)
 flavour=cpu; [ "$cuda" = 1 ] && flavour=cuda
+[ "$minimal" = 1 ] && flavour=$flavour-minimal
 prefix=$cache/caffe-$flavour-$key
 if [ "$print_prefix" = 1 ]; then echo "$prefix"; exit 0; fi
 link_python() {
@@ -112,10 +122,12 @@ fi
 
 # ---- system packages (Debian/Ubuntu) -------------------------------------
 "$here/install_apt_deps.sh"
-numpy_inc=$("$python" -c 'import numpy; print(numpy.get_include())') ||
-  die "numpy is missing in $python (make venv first)"
-cmake_args+=(-DPYTHON_EXECUTABLE="$("$python" -c 'import sys; print(sys.executable)')"
-             -DNUMPY_INCLUDE_DIR="$numpy_inc")
+if [ "$minimal" = 0 ]; then
+  numpy_inc=$("$python" -c 'import numpy; print(numpy.get_include())') ||
+    die "numpy is missing in $python (make venv first)"
+  cmake_args+=(-DPYTHON_EXECUTABLE="$("$python" -c 'import sys; print(sys.executable)')"
+               -DNUMPY_INCLUDE_DIR="$numpy_inc")
+fi
 
 # ---- source ---------------------------------------------------------------
 mkdir -p "$cache/src"
@@ -158,7 +170,7 @@ fi
 
 # ---- patch, configure, build ---------------------------------------------
 work=$cache/build-$flavour-$key
-rm -rf "$cache"/build-"$flavour"-*  # this key's and stale ones of older keys
+rm -rf "$cache"/build-"$flavour"-[0-9a-f]*  # this key's and stale ones of older keys
 mkdir -p "$work/src"
 tar xzf "$tarball" -C "$work/src"  # both tarballs have no top folder
 cp -r "$here/src/." "$work/src/"
@@ -178,7 +190,7 @@ rm -rf "$prefix.tmp"
 cp "$work/build/test/test.testbin" "$prefix.tmp/bin/test_multi_t_loss.testbin"
 "$prefix.tmp/bin/caffe" --version >/dev/null ||
   die "the built caffe tool does not run"
-PYTHONPATH="$prefix.tmp/python" "$python" -c 'import caffe' ||
+[ "$minimal" = 1 ] || PYTHONPATH="$prefix.tmp/python" "$python" -c 'import caffe' ||
   die "pycaffe does not import"
 echo "$key" > "$prefix.tmp/.complete"
 rm -rf "$prefix"
