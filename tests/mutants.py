@@ -57,6 +57,8 @@ TESTS = {
     "dec/review/app.py": ["tests/dec/test_review.py"],
     "dec/review/static/review.js": ["tests/dec/test_review.py", "tests/dec/test_review_browser.py"],
     "dec/caffenet/train.py": ["tests/dec/test_caffenet.py"],
+    "dec/caffenet/nets.py": ["tests/dec/test_caffenet.py"],
+    "docker/gpu_check.py": ["tests/docker/test_gpu_bundle.py"],
 }
 
 
@@ -284,6 +286,23 @@ MUTANTS = [
       '    newest = lambda rows: sorted(rows,', "a resumed log repeats iterations"),
     M("dec/caffenet/train.py", "if n_val % b == 0)", "if n_val % b == 0 or b == largest)",
       "a validation batch that does not divide the set"),
+    # ---- CaffeNet's recipes: the net and solver text -------------------------------------
+    M("dec/caffenet/nets.py", "        weights, bias = 'type: \"msra\"', 0",
+      "        weights = 'type: \"msra\"'", "msra keeps BVLC's biases of 1"),
+    M("dec/caffenet/nets.py", "    new_lr = (solver.new_layer_lr, 2 * solver.new_layer_lr)",
+      "    new_lr = (10, 20)", "the last layer's lr ignores the recipe"),
+    M("dec/caffenet/nets.py", "    if scale == 1:\n", "    if scale:\n", "inputs never scaled"),
+    M("dec/caffenet/nets.py", ' if solver.clip_gradients else [])', ' if False else [])',
+      "clip_gradients never written"),
+    # ---- the GPU check's verdict and what a bundle leaves out ----------------------------
+    M("docker/gpu_check.py", "    if worst > rtol:", "    if worst > 10 * rtol:",
+      "CPU and GPU losses far apart pass"),
+    M("docker/gpu_check.py", "    if not cpu or set(cpu) != set(gpu):", "    if not cpu:",
+      "a GPU run that stopped early passes"),
+    M("docker/gpu_check.py", "(cublas|cublasLt|curand|cudart|cuda|nvblas)",
+      "(cublas|cublasLt|curand|cuda|nvblas)", "cudart carried though the machine has it"),
+    M("docker/gpu_check.py", "            elif m := LDD_VERSION.search(line):",
+      "            elif False:", "a missing glibc symbol version goes unseen"),
 ]
 
 
