@@ -79,7 +79,10 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   if [ "$cpu" = 1 ]; then echo "Caffe: CPU_ONLY (--cpu: for the tests, not for a GPU)"
   else echo "Caffe: $("$CUDA_HOME/bin/nvcc" --version | grep -o 'release [0-9.]*'), sm_$ARCH, $(basename "$prefix")"; fi
   echo "carried libraries: $(cd "$stage/lib" && ls | tr '\n' ' ')"
-  echo "from the machine: cuBLAS 13, cuRAND 10, cudart 13 (PyTorch's nvidia-* wheels), glibc"
+  glibc=$(for f in "$stage"/lib/* "$stage"/bin/*; do objdump -T "$f" 2>/dev/null; done |
+          grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+  echo "from the machine: cuBLAS 13, cuRAND 10, cudart 13 (PyTorch's nvidia-* wheels)," \
+       "glibc (${glibc:-?} or newer)"
 } > "$stage/MANIFEST"
 
 if [ "$archive" = 1 ]; then
