@@ -50,17 +50,17 @@ REPORT_SOLVER = Solver()
 INITS = ("bvlc", "msra")
 # Named recipes: the non-report parts, on top of the report's solver.
 # scratch: CaffeNet without the ImageNet weights (README, "CaffeNet from
-# scratch"). BVLC's N(0, 0.01) fillers shrink the signal layer by layer until
-# fc6/fc7's bias of 1 is all fc8 sees: every image looks alike and the loss sits
-# at ln K. Caffe's msra filler keeps the signal's scale, so raw pixels (± 128)
-# reach fc8 as logits in the hundreds; × 1/256 brings them to order 1. The
-# ×10/×20 learning rate of the new last layer is BVLC's fine-tuning recipe
-# (the rest of the net already learned); from scratch it makes fc8 outrun the
-# layers that feed it, and with momentum the loss blows up.
+# scratch"; each part measured there). BVLC's N(0, 0.01) fillers shrink the
+# signal layer by layer until fc6/fc7's bias of 1 is most of what fc8 sees:
+# every image looks alike and the loss sits at ln K until the weights grow (at
+# lr 0.01 it stays there). Caffe's msra filler keeps the signal's scale, so raw
+# pixels (minus the mean, sigma ~ 76) reach fc8 as logits in the tens (first
+# loss 30-50) and training blows up or collapses; x 1/256 brings them to order 1.
+# All layers are new, so the last learns at the rate of the rest (BVLC's x10/x20
+# is a fine-tuning recipe); lr 0.01, BVLC's rate for ImageNet from scratch.
 RECIPES = {
     "report": {},
-    "scratch": dict(init="msra", input_scale=1 / 256, new_layer_lr=1, base_lr=0.01,
-                    clip_gradients=10.0),
+    "scratch": dict(init="msra", input_scale=1 / 256, new_layer_lr=1, base_lr=0.01),
 }
 RECIPE_PARTS = ("init", "input_scale", "new_layer_lr", "base_lr", "clip_gradients")
 
