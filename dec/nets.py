@@ -70,13 +70,19 @@ RECIPES = {
 RECIPE_PARTS = ("init", "corrupt", "lr_policy", "pretrain_data", "momentum_burnin")
 
 
-def recipe_of(sched):
-    """The name of the recipe a schedule follows ('custom' if none matches)."""
-    parts = {k: getattr(sched, k) for k in RECIPE_PARTS}
-    for name, changes in RECIPES.items():
-        if parts == {k: changes.get(k, getattr(PAPER, k)) for k in parts}:
+def matching_recipe(settings, default, recipes, parts):
+    """The name of the recipe whose parts `settings` has ('custom' if none):
+    a recipe sets some parts, the rest are `default`'s."""
+    have = {k: getattr(settings, k) for k in parts}
+    for name, changes in recipes.items():
+        if have == {k: changes.get(k, getattr(default, k)) for k in parts}:
             return name
     return "custom"
+
+
+def recipe_of(sched):
+    """The name of the recipe a schedule follows ('custom' if none matches)."""
+    return matching_recipe(sched, PAPER, RECIPES, RECIPE_PARTS)
 # dec.py __main__: DEC iterations per clustering round ('lam') per data set.
 UPDATE_INTERVAL = {"mnist": 160, "stl": 40, "reuters": 20}
 

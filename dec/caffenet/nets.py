@@ -12,6 +12,7 @@ from pathlib import Path
 from data_prep.checks import prototxt_path
 
 from ..engine import MODELS
+from ..nets import matching_recipe
 
 CROP = 227          # CaffeNet's input crop (images are stored at 256x256: data_prep)
 LAST_LAYER = "fc8_heobs"
@@ -67,11 +68,7 @@ RECIPE_PARTS = ("init", "input_scale", "new_layer_lr", "base_lr", "clip_gradient
 
 def recipe_of(solver):
     """The name of the recipe a solver follows ('custom' if none matches)."""
-    parts = {k: getattr(solver, k) for k in RECIPE_PARTS}
-    for name, changes in RECIPES.items():
-        if parts == {k: changes.get(k, getattr(REPORT_SOLVER, k)) for k in parts}:
-            return name
-    return "custom"
+    return matching_recipe(solver, REPORT_SOLVER, RECIPES, RECIPE_PARTS)
 
 
 def _param(lr, decay):

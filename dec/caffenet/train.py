@@ -253,7 +253,9 @@ def compare_png(run_dirs, path, title="CaffeNet runs"):
         rows, tests = parse_log((run_dir / "train.log").read_text())
         made = json.loads((run_dir / "results.json").read_text()) \
             if (run_dir / "results.json").exists() else {}
-        label = f"{run_dir.name} ({made.get('recipe', 'report')})"
+        # The recipe its solver follows as the recipes are defined now.
+        solver = caffenet.REPORT_SOLVER.override(**made.get("solver", {}))
+        label = f"{run_dir.name} ({caffenet.recipe_of(solver)})"
         loss_ax.plot([r["iteration"] for r in rows], [r["loss"] for r in rows], label=label)
         acc_ax.plot([r["iteration"] for r in tests], [r.get("accuracy", np.nan) for r in tests],
                     marker="o", label=label)
