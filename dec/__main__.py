@@ -255,7 +255,7 @@ def parser():
     r = p.add_argument_group("recipe (default: the report's solver with BVLC's fillers; anything "
                              "else is NOT the report's, and says so in results.json and curves.png)")
     r.add_argument("--recipe", choices=tuple(RECIPES), help="report; scratch: learns without the "
-                   "ImageNet weights (msra init, inputs x 1/256, last layer lr x1, base_lr 0.01)")
+                   "ImageNet weights (msra init, inputs x 1/256, last layer lr x1; the report's solver)")
     r.add_argument("--init", choices=INITS, help="weight fillers (BVLC's gaussian, biases 0/1)")
     r.add_argument("--input-scale", type=positive_float, help="pixels minus the mean, times "
                    "this (1)")

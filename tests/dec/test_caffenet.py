@@ -343,8 +343,7 @@ def test_the_scratch_recipe_changes_its_parts_and_nothing_else():
     assert "power_param { scale: 0.00390625 }" in caffenet.deploy(4, solver=SCRATCH)
     assert "Power" not in caffenet.deploy(4)
     solver = caffenet.solver_text("n", "s", 2, SCRATCH).splitlines()
-    assert "base_lr: 0.01" in solver
-    assert not any("clip_gradients" in line for line in solver)      # an option, off
+    assert solver == caffenet.solver_text("n", "s", 2).splitlines()  # the report's solver
     clipped = caffenet.solver_text("n", "s", 2, SCRATCH.override(clip_gradients=10))
     assert "clip_gradients: 10" in clipped.splitlines()
     assert caffenet.recipe_of(caffenet.REPORT_SOLVER) == "report"
@@ -373,7 +372,7 @@ def test_from_scratch_the_scratch_recipe_learns_where_the_reports_does_not(fashi
     the loss sits at ln 4 = 1.386; the scratch recipe learns. 30 iterations of
     batch 20 (about a minute each on 2 cores), judged on the 16 validation
     images. Measured when this test was written (AMD EPYC, OpenBLAS Haswell):
-    validation loss / accuracy report 1.434 / 0.25, scratch 0.727 / 0.75;
+    validation loss / accuracy report 1.434 / 0.25, scratch 0.523 / 0.75;
     the thresholds leave a margin. The README has the 300-iteration runs."""
     from dec.__main__ import main
     validation = {}
