@@ -259,7 +259,8 @@ def compare_png(run_dirs, path, title="CaffeNet runs"):
         loss_ax.plot([r["iteration"] for r in rows], [r["loss"] for r in rows], label=label)
         acc_ax.plot([r["iteration"] for r in tests], [r.get("accuracy", np.nan) for r in tests],
                     marker="o", label=label)
-    loss_ax.set(xlabel="iteration", ylabel="training loss", title="training loss")
+    loss_ax.set(xlabel="iteration", ylabel="training loss", title="training loss (log scale)",
+                yscale="log")
     acc_ax.set(xlabel="iteration", ylabel="accuracy", ylim=(0, 1), title="validation accuracy")
     for ax in (loss_ax, acc_ax):
         ax.legend(fontsize=8)
