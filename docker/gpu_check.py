@@ -253,7 +253,9 @@ def main(argv=None):
         folders, missing = ([], []) if a.cpu else find_device_libs()
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             [str(bundle / "lib")] + folders + [env.get("LD_LIBRARY_PATH", "")]).rstrip(os.pathsep)
-        env["GLOG_logtostderr"] = "1"
+        # The checks read Caffe's INFO lines (a caller's quieter GLOG setting
+        # would hide them: pycaffe users set GLOG_minloglevel).
+        env.update(GLOG_logtostderr="1", GLOG_minloglevel="0")
         check = Check(bundle, logs, a.cpu, a.rtol, env)
         manifest = (bundle / "MANIFEST").read_text() if (bundle / "MANIFEST").exists() else ""
         print(manifest, end="")
