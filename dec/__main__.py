@@ -237,7 +237,8 @@ def parser():
                        "and dec/measured.json")
     p.set_defaults(handler=do_results_table)
 
-    p = sub.add_parser("train", help="fine-tune CaffeNet with the report's solver")
+    p = sub.add_parser("train", help="train CaffeNet: fine-tune the ImageNet weights with the "
+                       "report's solver, or from scratch (--recipe scratch)")
     p.add_argument("dataset", help="a folder made by `python -m data_prep prepare`")
     p.add_argument("--run", required=True)
     p.add_argument("--weights", help="ImageNet weights (make fetch-caffenet)")

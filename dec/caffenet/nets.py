@@ -64,6 +64,7 @@ RECIPES = {
     "scratch": dict(init="msra", input_scale=1 / 256, new_layer_lr=1),
 }
 RECIPE_PARTS = ("init", "input_scale", "new_layer_lr", "base_lr", "clip_gradients")
+NET_PARTS = ("init", "input_scale", "new_layer_lr")     # what the net text depends on
 
 
 def recipe_of(solver):

@@ -113,8 +113,14 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
         raise ValueError(f"{dataset_dir} changed since {run_dir} trained on it (prepared "
                          "again?): its snapshots, classes and mean belong to the old one; "
                          "use a new --run")
+    # The net's own parts of a recipe: a snapshot's weights mean something only
+    # in the net they were trained in (inputs x 1/256 or not, above all).
+    net_parts = {k: getattr(solver, k) for k in caffenet.NET_PARTS}
+    if made.get("net", net_parts) != net_parts:
+        raise ValueError(f"{run_dir} trained a net with {made['net']}, not {net_parts}: its "
+                         "snapshots belong to that net; use a new --run for another recipe")
     write_json(owner, {"dataset": str(dataset_dir), "classes": info["classes"],
-                       "fingerprint": contents})
+                       "fingerprint": contents, "net": net_parts})
     backend = info["backend"]
     n_val = sum(info["counts"]["val"].values())
     # Validation sees each image once: test_iter x batch = the set's size.

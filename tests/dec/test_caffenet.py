@@ -246,6 +246,27 @@ def test_a_diverging_training_stops_with_one_line(trained, tmp_path):
 
 
 @pytest.mark.caffe
+def test_a_run_resumes_only_with_the_net_it_trained(trained, tmp_path):
+    """A snapshot of the scratch net (inputs x 1/256) resumed in the report's
+    net would read its weights against raw pixels: refused, nothing written."""
+    root = trained[0]
+    caffenet_train.train(root / "dataset", tmp_path / "run", small_solver(2, **SCRATCH_PARTS),
+                         progress=False, log=lambda *a: None)
+    before = (tmp_path / "run" / "train_val.prototxt").read_text()
+    with pytest.raises(ValueError, match="use a new --run for another recipe"):
+        caffenet_train.train(root / "dataset", tmp_path / "run", small_solver(4),
+                             progress=False, log=lambda *a: None)
+    assert (tmp_path / "run" / "train_val.prototxt").read_text() == before
+    # the same net with another learning rate resumes (the report's own practice)
+    messages = []
+    caffenet_train.train(root / "dataset", tmp_path / "run",
+                         small_solver(4, **SCRATCH_PARTS, base_lr=0.0005), progress=False,
+                         log=messages.append)
+    assert messages == ["resuming from caffenet_iter_2.solverstate"]
+    assert (tmp_path / "run" / "snapshots" / "caffenet_iter_4.caffemodel").exists()
+
+
+@pytest.mark.caffe
 def test_train_refuses_a_run_whose_dataset_was_prepared_again(trained, tmp_path):
     """prepare into the dataset a run trained on, then train: the run's classes,
     deploy net and mean would belong to another dataset."""
@@ -318,7 +339,8 @@ def test_the_validation_batch_divides_the_validation_set():
 
 
 # ---- train --recipe scratch: CaffeNet without the ImageNet weights ----------------------
-SCRATCH = caffenet.REPORT_SOLVER.override(**caffenet.RECIPES["scratch"])
+SCRATCH_PARTS = caffenet.RECIPES["scratch"]
+SCRATCH = caffenet.REPORT_SOLVER.override(**SCRATCH_PARTS)
 
 
 def layer_block(text, name):
