@@ -155,6 +155,20 @@ def test_the_check_runs_from_the_bundle_and_reports_each_step(cpu_bundle, tmp_pa
 
 
 @pytest.mark.caffe
+def test_without_ldd_the_library_step_is_skipped_not_passed(cpu_bundle, tmp_path, monkeypatch,
+                                                            capsys):
+    real_which = shutil.which
+    monkeypatch.setattr(gpu_check.shutil, "which",
+                        lambda name, *a, **k: None if name == "ldd" else real_which(name, *a, **k))
+    monkeypatch.setenv("OUT", str(tmp_path / "out"))
+    assert gpu_check.main([str(cpu_bundle), "--cpu", "--iterations", "10",
+                           "--time-iterations", "1"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["passed"], summary["failed"], summary["skipped"]) == (5, 0, 1)
+    assert "SKIP  the tools load the bundle's libraries: no ldd here" in capsys.readouterr().out
+
+
+@pytest.mark.caffe
 def test_a_library_left_out_of_the_bundle_fails_the_check(cpu_bundle, tmp_path):
     """glog taken out: the tools would load the system's copy here and find
     none on the GPU machine; the check says which, and fails."""
