@@ -47,14 +47,18 @@ def small_solver(iters, **changes):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Generated photos → databases → a short CaffeNet run from scratch."""
+    """Generated photos → databases → a short CaffeNet run from scratch, with
+    the scratch recipe: the report's recipe learns here only on a knife edge
+    (with one OpenBLAS kernel it does, with another its loss jumps to 2.8 and
+    the run ends on a single class)."""
     root = tmp_path_factory.mktemp("sup")
     make_images(root / "photos", per_class=14)
     (root / "photos" / "heritage_bad.jpg").write_bytes(b"\xff\xd8\xff broken")
     messages = []
     items = labels.labels_from_prefixes(root / "photos")
     info = image_datasets.prepare(items, root / "dataset", seed=3, log=messages.append)
-    solver = small_solver(40, stepsize=1000, test_interval=20, snapshot=20)
+    solver = small_solver(40, stepsize=1000, test_interval=20, snapshot=20,
+                          **caffenet.RECIPES["scratch"])
     rows, tests = caffenet_train.train(root / "dataset", root / "run", solver, progress=False,
                            log=messages.append)
     return root, info, rows, tests, messages
@@ -80,8 +84,8 @@ def test_short_training_run_lowers_the_loss_and_keeps_the_curve(trained):
     root, _, rows, tests, messages = trained
     assert any("from scratch" in m for m in messages)
     assert [r["iteration"] for r in rows][:3] == [0, 5, 10] and rows[-1]["iteration"] == 40
-    # It learns (the report's lr 0.001, from scratch): the loss ends clearly
-    # below chance, ln(3) for three classes, and validation is well above 1/3.
+    # It learns (the scratch recipe): the loss ends clearly below chance,
+    # ln(3) for three classes, and validation is well above 1/3.
     assert np.mean([r["loss"] for r in rows[-3:]]) < 0.7 * np.log(3)
     assert tests[-1]["accuracy"] > 0.6
     assert [t["iteration"] for t in tests] == [0, 20, 40] and "accuracy" in tests[-1]
