@@ -47,10 +47,9 @@ def time_nets(sched):
     """Data from DummyData: `caffe time` measures the layers, not a database."""
     ae = ("name: \"ae_time\"\n" + dummy("data", sched.batch_size, sched.dims[0])
           + nets.autoencoder_net(sched.dims, sched, None, None).split("\n", 1)[1])
-    net = caffenet.REPORT_SOLVER
     cnet = ('name: "caffenet_time"\n' + dummy("data", CAFFENET_BATCH, 3, caffenet.CROP,
                                               caffenet.CROP)
-            + dummy("label", CAFFENET_BATCH, value=0) + caffenet.body(4, net)
+            + dummy("label", CAFFENET_BATCH, value=0) + caffenet.body(4)
             + f'layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "{caffenet.LAST_LAYER}" '
               f'bottom: "label" top: "loss" }}\n')
     return {"nets/ae_time.prototxt": ae, "nets/caffenet_time.prototxt": cnet}

@@ -47,6 +47,8 @@ GLIBC = re.compile(r"^(linux-vdso|ld-linux-x86-64|libc|libm|libmvec|libpthread|l
 LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(not found|\S+)")
 LDD_VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")
 
+# dec/caffenet/train.py's TRAIN_LINE, restated: this file runs with the GPU
+# machine's Python, which lacks the project's requirements (plyvel among them).
 LOSS_LINE = re.compile(r"Iteration (\d+)(?: \(.*?\))?, loss = ([-+]?(?:nan|inf)|[-+.\deE]+)")
 AVERAGE_LINE = re.compile(r"Average (Forward|Backward|Forward-Backward)(?: pass)?: ([\d.]+) ms")
 GTEST_DONE = re.compile(r"\[  PASSED  \] (\d+) tests?")
