@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .checks import check_name, nonneg_float, nonneg_int, positive_float, positive_int, \
     run_command, split_ratios
+from .files import check_output_file
 
 SOURCES = ("digits", "fashion", "mnist", "mnist5k", "stl", "photos")
 
@@ -127,12 +128,15 @@ def do_labels(a):
 def do_survey(a):
     from . import images, sizes
     files = images.list_photos(a.source) if a.source else [p for p, _ in labels_of(a)]
+    folders = {Path(p).resolve().parent for p in files}
+    if a.png:                 # before the survey: a refused name costs no time
+        check_output_file(a.png, folders)
     groups, unreadable = sizes.survey(files, a.tolerance)
     print(sizes.survey_table(groups[:a.top], a.tolerance))
     for path, reason in unreadable:
         print(f"unreadable {path}: {reason}")
     if a.png:
-        sizes.survey_png(groups, a.png)
+        sizes.survey_png(groups, a.png, inputs=folders)
         print(f"histogram: {a.png}")
 
 

@@ -49,19 +49,25 @@ PARTIAL_MARK = ".heobs-partial"     # in a <folder>.partial this tool made
 
 
 @contextlib.contextmanager
-def building(path, inputs=()):
+def building(path, inputs=(), replaces=None):
     """A new output folder, built as <path>.partial and renamed into place when
     the block ends; removed on an error or interrupt. `path` must not exist
     yet or be empty (a rerun never writes into a folder a person may have
     reviewed, renamed or pruned), and it must not overlap the user's inputs
     (read-only). The .partial folder is locked while it is built (a second
     command on the same output stops at once) and marked as ours: a
-    <path>.partial that is not ours and not empty is refused, never removed."""
+    <path>.partial that is not ours and not empty is refused, never removed.
+
+    replaces(path) -> bool: an existing `path` for which it is true (one this
+    tool made, holding nothing else) is swapped out whole for the new one when
+    the block ends; until then, and after an interrupt, it stays as it was."""
     path = Path(path)
     for source in inputs:
         if overlaps(path, source):
             raise ValueError(f"{path} overlaps the input {source}: write into a new folder")
-    _check_new(path)
+    _finish_swap(path)
+    if not (replaces and path.is_dir() and replaces(path)):
+        _check_new(path)
     partial = path.with_name(path.name + ".partial")
     if partial.exists() and (not partial.is_dir() or (any(partial.iterdir()) and
                                                       not (partial / PARTIAL_MARK).exists())):
@@ -81,8 +87,15 @@ def building(path, inputs=()):
         (partial / PARTIAL_MARK).touch()
         try:
             yield partial
-            _check_new(path)
             (partial / PARTIAL_MARK).unlink()
+            if replaces and path.is_dir() and replaces(path):
+                # Old out of the way, new in; an interrupt between the two
+                # renames is finished by the next call (_finish_swap).
+                os.rename(path, _swapped(path))
+                os.rename(partial, path)
+                shutil.rmtree(_swapped(path))
+                return
+            _check_new(path)
             if path.exists():
                 path.rmdir()                        # empty: checked
             os.rename(partial, path)
@@ -91,6 +104,21 @@ def building(path, inputs=()):
             raise
     finally:
         os.close(handle)
+
+
+def _swapped(path):
+    return path.with_name(path.name + ".replaced")
+
+
+def _finish_swap(path):
+    """After an interrupted swap: the old folder back if the new one is not in
+    place, else the old one removed."""
+    old = _swapped(path)
+    if old.is_dir():
+        if path.exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, path)
 
 
 def _check_new(path):
@@ -139,3 +167,65 @@ def locked(folder):
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+# Every figure we write says so in its PNG text: the mark that lets a rerun
+# replace a figure of ours and nothing else.
+FIGURE_SOFTWARE = "heobs-dec"
+
+
+def is_our_figure(path):
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == FIGURE_SOFTWARE
+    except (OSError, ValueError):
+        return False
+
+
+def check_output_file(path, inputs=(), ours=is_our_figure):
+    """A file a person named as an output: never a folder, never over a file
+    we did not make (ours(path) says which we did), never inside or over the
+    command's inputs."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: name a file")
+    for source in inputs:
+        if overlaps(path, source):
+            raise ValueError(f"{path} lies in the input {source}: write it elsewhere")
+    if path.exists() and not ours(path):
+        raise ValueError(f"{path} exists and was not written by this tool: name a new file "
+                         "(it is left untouched)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent} is not a folder: make it first")
+
+
+def save_figure(fig, path, inputs=(), named=False):
+    """A matplotlib figure as PNG, marked as ours, written beside and renamed
+    into place. named: a path the person chose (checked as check_output_file)."""
+    import matplotlib.pyplot as plt
+    if named:
+        check_output_file(path, inputs)
+    try:
+        with atomic(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png", metadata={"Software": FIGURE_SOFTWARE})
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def read_json(path, default=None):
+    """A JSON object (dict) we wrote, or `default` when the file is missing;
+    anything else is a one-line error naming the file."""
+    path = Path(path)
+    if default is not None and not path.exists():
+        return default
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): was it edited or cut short?") \
+            from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a {type(value).__name__}, not the JSON object this "
+                         "tool writes")
+    return value

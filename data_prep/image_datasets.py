@@ -2,7 +2,6 @@
 a subset such as "omit other", one class against the rest), a stratified
 split, `convert_imageset` databases and the mean image.
 """
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from .caffe_tools import run_tool
 from .checks import check_name
-from .files import locked, write_json, write_text
+from .files import building, write_json, write_text
 from .images import Unreadable, decode_bgr
 from .labels import class_name
 
@@ -117,8 +116,26 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
         raise ValueError(f"{unlabelled} images have no label; label them first")
     # Absolute: a folder named "-x" never reaches Caffe's tools as a flag.
     out_dir = Path(out_dir).absolute()
-    with locked(out_dir):        # two prepares on one folder: the second stops at once
-        return _prepare(items, out_dir, ratios, seed, backend, log, shuffle)
+    # Built beside and swapped in whole: an interrupt leaves the old dataset;
+    # never among the images it reads, never over a folder of someone else's.
+    inputs = {Path(p).resolve().parent for p, _ in items}
+    with building(out_dir, inputs=inputs, replaces=is_prepared) as partial:
+        return _prepare(items, partial, ratios, seed, backend, log, shuffle)
+
+
+# What `prepare` writes: a folder holding only these (and dataset.json) is one
+# it made, and a rerun may replace it.
+PREPARED = {"dataset.json", "classes.txt", "mean.binaryproto", "mean.log", ".lock"} | {
+    f"{split}{end}" for split in ("train", "val", "test")
+    for end in (".txt", "_leveldb", "_lmdb")} | {
+    f"convert_{split}.log" for split in ("train", "val", "test")}
+
+
+def is_prepared(folder):
+    """A dataset `prepare` made and nothing else: dataset.json and only its files."""
+    folder = Path(folder)
+    return (folder / "dataset.json").is_file() and all(
+        entry.name in PREPARED for entry in folder.iterdir())
 
 
 def _prepare(items, out_dir, ratios, seed, backend, log, shuffle):
@@ -141,7 +158,6 @@ def _prepare(items, out_dir, ratios, seed, backend, log, shuffle):
         listing = out_dir / f"{split}.txt"
         write_text(listing, "".join(f"{p} {index[label]}\n" for p, label in part))
         db_path = out_dir / f"{split}_{backend}"
-        shutil.rmtree(db_path, ignore_errors=True)
         run_tool("convert_imageset", [
             f"--resize_height={IMAGE_SIDE}", f"--resize_width={IMAGE_SIDE}",
             "--encoded", "--encode_type=jpg", f"--backend={backend}", "/", listing, db_path],

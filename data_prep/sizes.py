@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .files import building, unique_path
+from .files import building, save_figure, unique_path
 from .images import to_rgb
 
 
@@ -43,7 +43,7 @@ def survey_table(groups, tolerance):
     return "\n".join(lines) + "\n"
 
 
-def survey_png(groups, path, top=30):
+def survey_png(groups, path, top=30, inputs=()):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -55,8 +55,7 @@ def survey_png(groups, path, top=30):
     ax.set_ylabel("images")
     ax.set_title("Image sizes (width x height), grouped")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, inputs, named=True)
 
 
 def in_window(size, low, high):

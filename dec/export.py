@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.files import write_text
+from data_prep.files import save_figure, write_text
 from data_prep.images import grid, to_hwc, to_pil
 
 
@@ -93,5 +93,4 @@ def rounds_png(history, path, title=""):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

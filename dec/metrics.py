@@ -3,6 +3,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from data_prep.files import save_figure
+
 
 def labelled(y_true, y_pred):
     """The pairs whose true label is known (a label of -1 means none)."""
@@ -85,5 +87,4 @@ def confusion_png(counts, path, class_names=None, title="Confusion (rows Actual,
         ax.set_yticklabels(class_names, fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -77,13 +77,15 @@ def test_two_commands_building_one_folder_the_second_stops(tmp_path):
 
 
 def test_two_prepares_on_one_folder_the_second_stops(tmp_path):
+    (tmp_path / "photos").mkdir()
     for n in range(2):
-        Image.new("RGB", (20, 20), (n, 0, 0)).save(tmp_path / f"{n}.jpg")
-    items = [(tmp_path / "0.jpg", "a"), (tmp_path / "1.jpg", "b")]
-    with files.locked(tmp_path / "ds"):
+        Image.new("RGB", (20, 20), (n, 0, 0)).save(tmp_path / "photos" / f"{n}.jpg")
+    items = [(tmp_path / "photos" / "0.jpg", "a"), (tmp_path / "photos" / "1.jpg", "b")]
+    with files.building(tmp_path / "ds") as partial:
         with pytest.raises(files.Busy):
             image_datasets.prepare(items, tmp_path / "ds")
-    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [".lock"]
+        assert [p.name for p in partial.iterdir()] == [files.PARTIAL_MARK]
+        assert not (tmp_path / "ds").exists()
 
 
 def test_prepare_hands_caffe_absolute_paths_only(tmp_path, monkeypatch):
@@ -91,9 +93,10 @@ def test_prepare_hands_caffe_absolute_paths_only(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(image_datasets, "run_tool", lambda tool, args, log: seen.append(args))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
     for n in range(20):
-        Image.new("RGB", (20, 20), (10 * n, 0, 0)).save(tmp_path / f"{n}.jpg")
-    items = [(tmp_path / f"{n}.jpg", "ab"[n % 2]) for n in range(20)]
+        Image.new("RGB", (20, 20), (10 * n, 0, 0)).save(tmp_path / "photos" / f"{n}.jpg")
+    items = [(tmp_path / "photos" / f"{n}.jpg", "ab"[n % 2]) for n in range(20)]
     image_datasets.prepare(items, "-dsx", log=lambda *a: None)
     paths = [str(a) for args in seen for a in args if not str(a).startswith("--")]
     assert seen and all(p.startswith("/") for p in paths if "dsx" in p)
