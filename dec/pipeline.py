@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import datasets, db
-from data_prep.files import atomic, copy_file, locked, write_json, write_text
+from data_prep.files import atomic, copy_file, locked, read_json, write_json, write_text
 
 from . import autoencoder, export, metrics, multi_t, nets
 from .cluster import ClusterRun
@@ -84,13 +84,15 @@ def stage_options(name, sched, n_clusters, autoencoder_file):
 def check_stages(run_dir, options, force, log):
     """stages.json records the options each stage was made with."""
     record = run_dir / "stages.json"
-    made = json.loads(record.read_text()) if record.exists() else {}
+    made = read_json(record, {})
     # Options added since a run was made had DEC's value then.
     since = {k: getattr(nets.PAPER, k) for k in ("init", "corrupt", "lr_policy", "pretrain_data")}
     if "autoencoder" in made:
         made["autoencoder"] = since | made["autoencoder"]
     if "dec" in made and "autoencoder" in made["dec"]:
         made["dec"]["autoencoder"] = since | made["dec"]["autoencoder"]
+    finished = {"autoencoder": (run_dir / "autoencoder.caffemodel").exists(),
+                "dec": _finished(run_dir / "dec" / "state.json")}
     for stage, outputs in (("autoencoder", ("autoencoder.caffemodel", "stack*.caffemodel",
                                             "snapshots")), ("dec", ("dec",))):
         old = made.get(stage)
@@ -98,13 +100,19 @@ def check_stages(run_dir, options, force, log):
             continue
         changed = ", ".join(f"{k} {old.get(k)} → {v}" for k, v in options[stage].items()
                             if old.get(k) != v and k != "autoencoder") or "the autoencoder"
-        if not force:
+        made_by_it = [path for pattern in outputs for path in run_dir.glob(pattern)]
+        if not finished[stage]:
+            # An interrupted or failed stage binds nothing (e.g. --lr after a NaN):
+            # its partial outputs belong to the old options and go.
+            if made_by_it:
+                log(f"the {stage} stage never finished: starting it again ({changed})")
+        elif not force:
             raise ValueError(f"{run_dir}: its {stage} stage was made with other options "
                              f"({changed}); use a new --run, or --force to redo it")
-        log(f"--force: redoing the {stage} stage ({changed})")
-        for pattern in outputs:
-            for path in run_dir.glob(pattern):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        else:
+            log(f"--force: redoing the {stage} stage ({changed})")
+        for path in made_by_it:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     write_json(record, options)
 
 
@@ -171,7 +179,7 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
 def _finished(state_file):
     if not state_file.exists():
         return False
-    state = json.loads(state_file.read_text())
+    state = read_json(state_file)
     return bool(state.get("converged") or state.get("stopped"))
 
 
@@ -232,7 +240,7 @@ def predict(run_dir, x):
     for needed in ("deploy.prototxt", "dec.caffemodel", "centres.npy"):
         if not (run_dir / needed).exists():
             raise FileNotFoundError(f"{run_dir / needed} is missing: is this a finished run?")
-    results = json.loads((run_dir / "results.json").read_text())
+    results = read_json(run_dir / "results.json")
     features = autoencoder.embed(run_dir / "deploy.prototxt", run_dir / "dec.caffemodel", x)
     q, _ = multi_t.soft_assignment(features, np.load(run_dir / "centres.npy"),
                                    alpha=results["schedule"]["alpha"])

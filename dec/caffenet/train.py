@@ -3,7 +3,6 @@ and solver files, Caffe's log kept as train.log, curves from it, resuming
 from the newest snapshot.
 """
 import csv
-import json
 import math
 import re
 import shutil
@@ -13,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.caffe_tools import logging_env, tool
-from data_prep.files import locked, write_json, write_text
+from data_prep.files import locked, read_json, save_figure, write_json, write_text
 
+from ..engine import import_caffe
 from ..solve import Diverged
 from . import nets as caffenet
 
@@ -67,8 +67,7 @@ def curves_png(train, test, path, title="Training progress"):
     ax.legend(loc="upper left")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 SNAPSHOT_LINE = re.compile(r"Snapshotting solver state to binary proto file")
@@ -102,9 +101,9 @@ def train(dataset_dir, run_dir, solver=caffenet.REPORT_SOLVER, weights=None, res
 
 def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, keep_snapshots):
     from tqdm import tqdm
-    info = json.loads((dataset_dir / "dataset.json").read_text())
+    info = read_json(dataset_dir / "dataset.json")
     owner = run_dir / "run.json"          # a run folder belongs to one dataset, as it was
-    made = json.loads(owner.read_text()) if owner.exists() else {}
+    made = read_json(owner, {})
     contents = dataset_fingerprint(dataset_dir)
     if made and made["dataset"] != str(dataset_dir):
         raise ValueError(f"{run_dir} is a run on {made['dataset']}; "
@@ -146,8 +145,7 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
         args.append(f"--snapshot={state}")
         log(f"resuming from {state.name}")
     elif weights:
-        if not Path(weights).exists():
-            raise FileNotFoundError(f"{weights} is missing (make fetch-caffenet)")
+        check_weights(weights, net)
         args.append(f"--weights={weights}")
         log(f"fine-tuning from {weights}")
     else:
@@ -156,6 +154,7 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
     if gpu is not None:
         args.append(f"--gpu={gpu}")
     log_path = run_dir / "train.log"
+    start = log_path.stat().st_size if log_path.exists() else 0    # this run's lines
     with open(log_path, "a") as log_file, \
             tqdm(total=solver.max_iter, desc="caffe train", unit="it", disable=not progress) as bar:
         proc = subprocess.Popen([str(tool("caffe")), "train"] + args, env=logging_env(),
@@ -181,7 +180,8 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
                 proc.kill()
             proc.wait()
         if proc.returncode != 0:
-            raise RuntimeError(f"caffe train failed; see {log_path}")
+            log_file.flush()
+            raise RuntimeError(f"caffe train failed{caffe_error(log_path, start)}; see {log_path}")
     rows, tests = parse_log(log_path.read_text())
     with open(run_dir / "curves.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -204,6 +204,41 @@ def _train(dataset_dir, run_dir, solver, weights, resume, gpu, log, progress, ke
     return rows, tests
 
 
+def check_weights(weights, net_file):
+    """`caffe train --weights` copies the layers whose names match and says
+    nothing of the others: every learnable layer of the net but the new last
+    one must be in the file, or the run would train from the fillers."""
+    from google.protobuf import text_format
+    caffe_pb2 = import_caffe().proto.caffe_pb2
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing (make fetch-caffenet)")
+    model = caffe_pb2.NetParameter()
+    try:
+        model.ParseFromString(weights.read_bytes())
+    except Exception:                  # not a protobuf at all
+        model.Clear()
+    have = {layer.name for layer in list(model.layer) + list(model.layers) if layer.blobs}
+    net = text_format.Parse(Path(net_file).read_text(), caffe_pb2.NetParameter())
+    wanted = [layer.name for layer in net.layer
+              if layer.type in ("Convolution", "InnerProduct") and layer.name != caffenet.LAST_LAYER]
+    missing = [name for name in wanted if name not in have]
+    if missing:
+        raise ValueError(f"{weights} holds no weights for {', '.join(missing)}: not a CaffeNet "
+                         ".caffemodel (make fetch-caffenet gets the ImageNet weights)")
+
+
+def caffe_error(log_path, start=0):
+    """Caffe's own reason for an abort (its last 'Check failed' line after
+    byte `start`), as ': reason'."""
+    with open(log_path, "rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    reasons = [line.split("] ", 1)[-1].strip() for line in text.splitlines()
+               if "Check failed" in line or "Cannot copy param" in line]
+    return f": {reasons[-1]}" if reasons else ""
+
+
 def dataset_fingerprint(dataset_dir):
     """SHA-256 of what a run copies from its dataset and trains on: the
     split lists, classes, mean image and dataset.json."""
@@ -220,7 +255,6 @@ def newest_snapshot(folder, log=print):
     """The newest .solverstate that Caffe can resume from. Caffe writes its
     snapshots in place: one torn by a kill (0 bytes, cut short, or its
     .caffemodel missing) is reported and the one before it used."""
-    from ..engine import import_caffe
     SolverState = import_caffe().proto.caffe_pb2.SolverState
     states = sorted(Path(folder).glob("caffenet_iter_*.solverstate"),
                     key=lambda p: int(p.stem.rsplit("_", 1)[1]))
@@ -257,8 +291,7 @@ def compare_png(run_dirs, path, title="CaffeNet runs"):
         if not (run_dir / "train.log").exists():
             raise FileNotFoundError(f"{run_dir} has no train.log: not a `train` run")
         rows, tests = parse_log((run_dir / "train.log").read_text())
-        made = json.loads((run_dir / "results.json").read_text()) \
-            if (run_dir / "results.json").exists() else {}
+        made = read_json(run_dir / "results.json", {})
         # The recipe its solver follows as the recipes are defined now.
         solver = caffenet.REPORT_SOLVER.override(**made.get("solver", {}))
         label = f"{run_dir.name} ({caffenet.recipe_of(solver)})"
@@ -272,7 +305,5 @@ def compare_png(run_dirs, path, title="CaffeNet runs"):
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    partial = Path(f"{path}.partial")         # written beside, renamed into place
-    fig.savefig(partial, dpi=100, format="png")
-    plt.close(fig)
-    partial.replace(path)
+    # Never over the runs it reads (their model, their log) nor a file not ours.
+    save_figure(fig, path, inputs=run_dirs, named=True)

@@ -156,6 +156,35 @@ def test_committed_caffenet_files_and_imagenet_weights_load_by_name(tmp_path):
 
 
 @pytest.mark.caffe
+def test_train_refuses_weights_it_would_not_copy(trained, tmp_path):
+    """`train --weights notes.png` trained from the fillers and recorded the PNG
+    as its weights; weights of another shape ended in "caffe train failed"."""
+    root, _, _, _, _ = trained
+    caffe = engine.import_caffe()
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    no_fc7 = tmp_path / "no_fc7.prototxt"
+    no_fc7.write_text(caffenet.deploy(4, batch=1).replace('"fc7"', '"fc7_other"'))
+    caffe.Net(str(no_fc7), caffe.TEST).save(str(tmp_path / "no_fc7.caffemodel"))
+    for weights, message in ((notes, "holds no weights for conv1, conv2"),
+                             (tmp_path / "no_fc7.caffemodel", "holds no weights for fc7:"),
+                             (tmp_path / "missing.caffemodel", "is missing")):
+        run = tmp_path / f"run-{weights.stem}"
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            caffenet_train.train(root / "dataset", run, small_solver(2), weights=weights,
+                                 progress=False, log=lambda *a: None)
+        assert not (run / "results.json").exists() and not (run / "train.log").exists()
+    small = tmp_path / "small.prototxt"          # the same names, another fc6/fc7 size
+    small.write_text(caffenet.deploy(4, batch=1).replace("num_output: 4096", "num_output: 64"))
+    caffe.Net(str(small), caffe.TEST).save(str(tmp_path / "small.caffemodel"))
+    with pytest.raises(RuntimeError, match="caffe train failed: Cannot copy param 0 weights "
+                       "from layer 'fc6'; shape mismatch"):
+        caffenet_train.train(root / "dataset", tmp_path / "run-small", small_solver(2),
+                             weights=tmp_path / "small.caffemodel", progress=False,
+                             log=lambda *a: None)
+
+
+@pytest.mark.caffe
 def test_curves_of_several_runs_in_one_figure(trained, tmp_path, capsys):
     from dec.__main__ import main
     root = trained[0]

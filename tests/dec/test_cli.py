@@ -56,3 +56,39 @@ def test_comparison_lists_the_published_numbers(tmp_path, source, rows):
     for acc in rows:
         assert f"| {acc:.4f} |" in text
     assert (tmp_path / "comparison.md").read_text() == text
+
+
+def test_curves_png_never_writes_over_a_runs_model_or_log(tmp_path, capsys):
+    """`dec curves RUN --png RUN/caffenet.caffemodel` wrote a PNG over the model."""
+    from data_prep import files
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.log").write_text("I1203 solver.cpp] Iteration 0, loss = 1.5\n")
+    (run / "caffenet.caffemodel").write_bytes(b"trained weights")
+    for target in ("caffenet.caffemodel", "train.log", "compare.png"):
+        assert cli.main(["curves", str(run), "--png", str(run / target)]) == 2
+        assert "lies in the input" in capsys.readouterr().err
+    assert (run / "caffenet.caffemodel").read_bytes() == b"trained weights"
+    assert not (run / "compare.png").exists()
+    assert cli.main(["curves", str(run), "--png", str(tmp_path / "compare.png")]) == 0
+    assert files.is_our_figure(tmp_path / "compare.png")
+
+
+def test_a_stage_that_never_finished_binds_no_options(tmp_path):
+    """"lower the learning rate" after a NaN, then `--lr`: refused as "made with
+    other options" although no stage had finished."""
+    sched = nets.paper_schedule("mnist")
+    first = pipeline.stage_options("set", sched, 10, None)
+    again = pipeline.stage_options("set", sched.override(base_lr=0.01), 10, None)
+    pipeline.check_stages(tmp_path, first, False, log=print)
+    (tmp_path / "snapshots").mkdir()
+    (tmp_path / "snapshots" / "layer1_iter_100.caffemodel").write_bytes(b"NaN weights")
+    said = []
+    pipeline.check_stages(tmp_path, again, False, log=said.append)
+    assert said == ["the autoencoder stage never finished: starting it again "
+                    "(base_lr 0.1 → 0.01)"]
+    assert not (tmp_path / "snapshots").exists()          # the old options' snapshots go
+    (tmp_path / "autoencoder.caffemodel").write_bytes(b"finished")
+    with pytest.raises(ValueError, match="made with other options .*base_lr 0.01 → 0.1"):
+        pipeline.check_stages(tmp_path, first, False, log=print)
+    assert (tmp_path / "autoencoder.caffemodel").read_bytes() == b"finished"
