@@ -11,7 +11,6 @@ make_mnist_data writes mnist_total; for the others (digits, our choice) a
 permutation with DEC's seed 1234.
 """
 import gzip
-import json
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import db
-from .files import building, write_json
+from .files import building, read_json, write_json
 
 # DEC's make_mnist_data: X = pixels * 0.02 (so bytes 0..255 → 0..5.1).
 PIXEL_SCALE = 0.02
@@ -199,7 +198,7 @@ def load_meta(data_dir, name):
     path = Path(data_dir) / f"{name}_meta.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: make the {name} databases first")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 SHAPE_COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200),

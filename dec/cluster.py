@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from data_prep import db
-from data_prep.files import atomic, write_text
+from data_prep.files import atomic, read_json, write_text
 
 from . import metrics, multi_t, nets, solve
 from .autoencoder import embed, read_params
@@ -62,7 +62,7 @@ class ClusterRun:
     def load_state(self):
         if not self.state_file.exists():
             return None
-        state = json.loads(self.state_file.read_text())
+        state = read_json(self.state_file)
         last = state.get("y_pred_last_file")
         state["y_pred_last"] = np.load(self.dir / last) if last else None
         return state

@@ -1,10 +1,9 @@
 """Put a run's numbers next to the published ones: <run>/comparison.md
 (`python -m dec compare runs/mnist`). The published numbers and their
 sources are the experiments registry's (dec/experiments.py)."""
-import json
 from pathlib import Path
 
-from data_prep.files import write_text
+from data_prep.files import read_json, write_text
 
 from . import experiments
 
@@ -17,7 +16,7 @@ def published(results):
 
 def write(run_dir):
     run_dir = Path(run_dir)
-    results = json.loads((run_dir / "results.json").read_text())
+    results = read_json(run_dir / "results.json")
     ours = results.get("metrics")
     if not ours:
         raise ValueError(f"{run_dir}: the data set had no labels; nothing to compare")

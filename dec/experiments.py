@@ -8,13 +8,14 @@ reproduce-NAME) makes the data if missing, runs, and writes
 machine to dec/measured.json, from which `python -m dec results-table` makes
 the README's results table (a test keeps the two equal).
 """
-import json
 import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from data_prep.files import read_json
 
 from . import nets
 
@@ -193,7 +194,7 @@ def record(name, results, path=MEASURED):
     """Add a finished run to measured.json (one entry per experiment)."""
     from data_prep.files import write_json
     m = results["metrics"]
-    measured = json.loads(path.read_text()) if path.exists() else {}
+    measured = read_json(path, {})
     measured[name] = {"acc": round(m["acc"], 4), "nmi": round(m["nmi"], 4),
                       "rounds": results["rounds"], "converged": results["converged"],
                       "recipe": results.get("recipe", "paper"),
@@ -207,7 +208,7 @@ def record(name, results, path=MEASURED):
 def results_table(path=MEASURED):
     """The README's results table: every experiment, its published numbers
     and ours (measured.json), with recipe, commit and command."""
-    measured = json.loads(path.read_text()) if path.exists() else {}
+    measured = read_json(path, {})
     rows = ["| experiment | published (accuracy) | ours: accuracy / NMI | recipe | commit, "
             "machine | command |", "|---|---|---|---|---|---|"]
     for e in EXPERIMENTS.values():

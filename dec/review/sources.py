@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep.files import read_json
 from data_prep.images import list_photos
 from data_prep.labels import PHOTO_CLASSES, class_name, read_labels
 from data_prep.photos import MANIFEST, open_readonly
@@ -101,7 +102,7 @@ def dec_run(run_dir):
     contact sheets' order). The image is the photo when the data set is a
     photo folder, else the run's class-folder image."""
     run_dir = Path(run_dir)
-    results = json.loads((run_dir / "results.json").read_text())
+    results = read_json(run_dir / "results.json")
     n_clusters = int(results["clusters"])
     with open(run_dir / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -122,7 +123,7 @@ def dec_run(run_dir):
     meta_file = data_dir / f"{results['dataset']}_meta.json"
     names_file = data_dir / f"{results['dataset']}_named_label.npy"
     if results.get("data_dir") and meta_file.exists() and names_file.exists():
-        recorded = json.loads(meta_file.read_text()).get("photo_dir")
+        recorded = read_json(meta_file).get("photo_dir")
         photo_dir = Path(recorded) if recorded else None
         names = np.load(names_file)
         if photo_dir and photo_dir.is_dir() and len(names) == len(rows):
@@ -150,7 +151,7 @@ def classify_output(folder, csv_path):
         len(rows), len(classes))
     group_of = probs.argmax(axis=1).astype(np.int32) if len(rows) else np.zeros(0, np.int32)
     record = folder / "classify.json"
-    photo_root = json.loads(record.read_text())["source"] if record.exists() else None
+    photo_root = read_json(record)["source"] if record.exists() else None
     # Outputs older than classify.json: the folders of the files it lists.
     roots = [folder, photo_root] if photo_root else [folder, *{os.path.dirname(f) for f in files}]
     photo_dir = _fetch_folder(Path(photo_root)) if photo_root else None
