@@ -11,7 +11,9 @@ make_mnist_data writes mnist_total; for the others (digits, our choice) a
 permutation with DEC's seed 1234.
 """
 import gzip
+import hashlib
 import struct
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -50,12 +52,38 @@ class ImageSet:
         return int(np.prod(self.images.shape[1:]))
 
 
-def read_idx(path):
-    """An IDX file (MNIST format), gzipped or raw, as a NumPy array."""
+# MD5 of each MNIST file's uncompressed content (the mirrors' .gz bytes differ
+# from any re-gzip; the content does not): yann.lecun.com's files.
+MNIST_CONTENT_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+def read_idx_bytes(path):
+    """An IDX file's content, gunzipped if it is gzipped (by its magic bytes,
+    whatever its name); a cut or damaged gzip is a one-line error."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            return f.read()
+    except (EOFError, OSError, zlib.error) as err:
+        raise ValueError(f"{path}: a damaged or cut-short gzip file ({err}): download it "
+                         "again") from None
+
+
+def read_idx(path, md5=None):
+    """An IDX file (MNIST format), gzipped or raw, as a NumPy array; md5: its
+    content's known MD5, checked."""
+    path = Path(path)
+    raw = read_idx_bytes(path)
+    if md5 and hashlib.md5(raw).hexdigest() != md5:
+        raise ValueError(f"{path}: its content's MD5 is {hashlib.md5(raw).hexdigest()}, not "
+                         f"MNIST's {md5} (another file, or damaged)")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an IDX file of unsigned bytes")
     ndim = raw[3]
@@ -73,10 +101,15 @@ def _find(folder, stem):
     raise FileNotFoundError(f"{folder}: no {stem} or {stem}.gz")
 
 
-def load_mnist_folder(folder, name="mnist", class_names=()):
-    """MNIST-format IDX files: train set first, then the test set."""
+def load_mnist_folder(folder, name="mnist", class_names=(), md5s=None):
+    """MNIST-format IDX files: train set first, then the test set. md5s: each
+    file's known content MD5 by stem (default: MNIST's for name mnist)."""
     folder = Path(folder)
-    parts = {key: read_idx(_find(folder, stem)) for key, stem in MNIST_FILES.items()}
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder (of MNIST's four IDX files)")
+    md5s = (MNIST_CONTENT_MD5 if name == "mnist" else {}) if md5s is None else md5s
+    parts = {key: read_idx(_find(folder, stem), md5s.get(stem))
+             for key, stem in MNIST_FILES.items()}
     for split in ("train", "test"):
         if len(parts[f"{split}_images"]) != len(parts[f"{split}_labels"]):
             raise ValueError(f"{folder}: {split} images and labels differ in count")

@@ -249,9 +249,12 @@ def reproduce(name, data_dir="data", runs_dir="runs", gpu=None, input_dir=None,
 
 
 def _make_data(e, data_dir, input_dir):
-    import sys
-    args = [sys.executable, "-m", "data_prep", "data", e.data, "--out", str(data_dir)]
+    """`python -m data_prep data` in this process: its errors are this command's
+    one line."""
+    from data_prep.__main__ import parser
+    args = ["data", e.data, "--out", str(data_dir)]
     flag = {"mnist": "--mnist-dir", "stl": "--stl-dir", "photos": "--photos"}.get(e.data)
     if flag:
         args += [flag, str(input_dir)]
-    subprocess.run(args, check=True)
+    options = parser().parse_args(args)
+    options.handler(options)

@@ -89,6 +89,17 @@ def test_idx_files_raw_gz_and_truncated(tmp_path):
     (tmp_path / "d").write_bytes(b"hello world")
     with pytest.raises(ValueError, match="not an IDX file"):
         datasets.read_idx(tmp_path / "d")
+    # a half-downloaded .gz was an EOFError traceback; a gzip by its bytes, not its name
+    whole = (tmp_path / "b-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "e-idx3-ubyte.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match="e-idx3-ubyte.gz: a damaged or cut-short gzip"):
+        datasets.read_idx(tmp_path / "e-idx3-ubyte.gz")
+    (tmp_path / "f-idx3-ubyte").write_bytes(whole)
+    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "f-idx3-ubyte"), images)
+    import hashlib
+    assert datasets.read_idx(tmp_path / "f-idx3-ubyte", hashlib.md5(raw).hexdigest()).shape
+    with pytest.raises(ValueError, match="f-idx3-ubyte: its content's MD5 is .*, not MNIST's 0+"):
+        datasets.read_idx(tmp_path / "f-idx3-ubyte", "0" * 32)
 
 
 def test_mnist_total_is_train_then_test_in_file_order(tmp_path):
@@ -103,7 +114,7 @@ def test_mnist_total_is_train_then_test_in_file_order(tmp_path):
             f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28) + images.tobytes())
         with gzip.open(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
             f.write(struct.pack(">BBBBI", 0, 0, 8, 1, n) + labels.tobytes())
-    image_set = datasets.load_mnist_folder(tmp_path, "mnist")
+    image_set = datasets.load_mnist_folder(tmp_path, "mnist", md5s={})
     datasets.make_databases(image_set, tmp_path / "data")
     x, y = db.read_db(tmp_path / "data" / "mnist_total")
     np.testing.assert_array_equal(y, image_set.labels)
