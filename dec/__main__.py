@@ -105,10 +105,15 @@ def do_demo(a):
 def do_reproduce(a):
     from . import experiments
     results = experiments.reproduce(a.name, a.data, a.runs, a.gpu, a.input, a.record)
+    recorded = f"; recorded in {experiments.MEASURED}" if a.record else ""
+    if a.name in experiments.SWEEPS:
+        out = Path(a.runs) / a.name
+        print((out / "sweep.md").read_text())
+        print(f"table {out / 'sweep.md'}, figure {out / 'sweep.png'}{recorded}")
+        return
     from .pipeline import format_summary
     print(format_summary(results))
-    print(f"comparison: {Path(a.runs) / a.name / 'comparison.md'}"
-          + (f"; recorded in {experiments.MEASURED}" if a.record else ""))
+    print(f"comparison: {Path(a.runs) / a.name / 'comparison.md'}{recorded}")
 
 
 def do_results_table(a):
@@ -220,10 +225,11 @@ def parser():
     p.add_argument("--run", default="runs/demo-digits")
     p.set_defaults(handler=do_demo)
 
-    from .experiments import EXPERIMENTS
+    from .experiments import EXPERIMENTS, SWEEPS
     p = sub.add_parser("reproduce", help="run one experiment of the registry and compare it "
-                       "with the published numbers (dec/experiments.py)")
-    p.add_argument("name", choices=tuple(EXPERIMENTS))
+                       "with the published numbers, or a sweep of the DEC stage over update "
+                       "intervals and seeds on one experiment's autoencoder (dec/experiments.py)")
+    p.add_argument("name", choices=tuple(EXPERIMENTS) + tuple(SWEEPS))
     p.add_argument("--data", default="data")
     p.add_argument("--runs", default="runs", help="the run goes to <runs>/<name>")
     p.add_argument("--input", help="what the experiment needs from you (MNIST or STL-10 "

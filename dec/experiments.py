@@ -18,6 +18,7 @@ import numpy as np
 from data_prep.files import read_json
 
 from . import nets
+from .sweep import PAPER_LAMBDAS
 
 MEASURED = Path(__file__).with_name("measured.json")
 
@@ -142,6 +143,30 @@ EXPERIMENTS = {e.name: e for e in (
 )}
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """The DEC stage over update intervals λ and seeds on the autoencoder of the
+    experiment `base` (dec/sweep.py)."""
+    name: str
+    what: str
+    base: str
+    lambdas: tuple
+    seeds: tuple
+    marked: int = 160              # dec.py's λ for MNIST
+    published: tuple = ()
+    cpu_minutes: float = None
+
+
+# Xie et al. 2016, Table 2: 84.3 is the best of λ = 10·2^i, i = 0…8 on one autoencoder.
+SWEEPS = {s.name: s for s in (
+    Sweep("mnist-lambda", "the paper's 9 update intervals on the one autoencoder of `mnist`, "
+          "DEC stage only", "mnist", PAPER_LAMBDAS, (1234,), published=MNIST_PUBLISHED[:1]),
+    Sweep("mnist-seeds", "dec.py's λ = 160 on the autoencoder of `mnist` over 5 seeds "
+          "(k-means' and Caffe's), DEC stage only", "mnist", (160,), (1234, 1, 2, 3, 4),
+          published=MNIST_PUBLISHED[:1]),
+)}
+
+
 def get(name):
     if name not in EXPERIMENTS:
         raise ValueError(f"no experiment {name!r}; one of {', '.join(EXPERIMENTS)}")
@@ -190,25 +215,48 @@ def commit():
         return "?"
 
 
-def record(name, results, path=MEASURED):
-    """Add a finished run to measured.json (one entry per experiment)."""
+def record(name, results, run_dir, path=None, made_at=None):
+    """Add a finished run to measured.json (one entry per experiment): its
+    scores, AE + k-means (round 0), rounds, minutes, the commit it ran
+    (made_at, else its results', else HEAD) and this machine."""
     from data_prep.files import write_json
+
+    from .sweep import kmeans_scores
     m = results["metrics"]
+    kmeans = kmeans_scores(run_dir)
+    path = path or MEASURED
     measured = read_json(path, {})
     measured[name] = {"acc": round(m["acc"], 4), "nmi": round(m["nmi"], 4),
+                      "kmeans_acc": round(kmeans["acc"], 4),
+                      "kmeans_nmi": round(kmeans["nmi"], 4),
                       "rounds": results["rounds"], "converged": results["converged"],
                       "recipe": results.get("recipe", "paper"),
                       "minutes": round(results["timings"]["total_s"] / 60, 1),
-                      "commit": commit(), "machine": machine(),
-                      "python": platform.python_version()}
+                      "commit": made_at or results.get("commit") or commit(),
+                      "machine": machine(), "python": platform.python_version()}
     write_json(path, dict(sorted(measured.items())))
     return measured[name]
 
 
-def results_table(path=MEASURED):
+def record_sweep(sweep, rows, path=None):
+    """A sweep's per-λ summary (mean, sd, n) in measured.json."""
+    from data_prep.files import write_json
+
+    from . import sweep as sweeps
+    path = path or MEASURED
+    measured = read_json(path, {})
+    measured[sweep.name] = {
+        "sweep": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+                  for r in sweeps.summary(rows)],
+        "commit": commit(), "machine": machine(), "python": platform.python_version()}
+    write_json(path, dict(sorted(measured.items())))
+    return measured[sweep.name]
+
+
+def results_table(path=None):
     """The README's results table: every experiment, its published numbers
     and ours (measured.json), with recipe, commit and command."""
-    measured = read_json(path, {})
+    measured = read_json(path or MEASURED, {})
     rows = ["| experiment | published (accuracy) | ours: accuracy / NMI | recipe | commit, "
             "machine | command |", "|---|---|---|---|---|---|"]
     for e in EXPERIMENTS.values():
@@ -217,10 +265,35 @@ def results_table(path=MEASURED):
         got = (f"**{ours['acc']:.3f}** / {ours['nmi']:.3f} ({ours['minutes']:g} min, "
                f"{ours['rounds']} rounds{'' if ours['converged'] else ', not converged'})"
                if ours else "not run yet")
+        if ours and "kmeans_acc" in ours:
+            got += f"; AE + k-means {ours['kmeans_acc']:.3f}"
         where = f"{ours['commit']}, {ours['machine']}" if ours else "—"
         rows.append(f"| {e.name} | {pub} | {got} | {e.recipe} | {where} | "
                     f"`make reproduce-{e.name}` |")
+    for w in SWEEPS.values():
+        pub = "; ".join(f"{p.label or p.source} {p.acc:.3f}" for p in w.published) or "—"
+        ours = measured.get(w.name)
+        where = f"{ours['commit']}, {ours['machine']}" if ours else "—"
+        rows.append(f"| {w.name} | {pub} | {sweep_cell(ours['sweep'], w) if ours else 'not run yet'}"
+                    f" | paper | {where} | `make reproduce-{w.name}` |")
     return "\n".join(rows) + "\n"
+
+
+def sweep_cell(summary, w):
+    """Best λ and dec.py's, mean ± sd over the seeds run."""
+    from .sweep import mean_sd
+    nan = float("nan")
+
+    def cell(r):
+        return (f"λ {r['lambda']}: **{mean_sd(r['acc'], r.get('acc_sd', nan))}** / "
+                f"{mean_sd(r['nmi'], r.get('nmi_sd', nan))} ({r['n']} seed{'s' * (r['n'] > 1)})")
+    top = max(summary, key=lambda r: r["acc"])
+    marked = next((r for r in summary if r["lambda"] == w.marked), None)
+    parts = [f"best {cell(top)}"] + ([f"dec.py's {cell(marked)}"] if marked and
+                                     marked is not top else [])
+    if len(summary) > 1:
+        parts.append(f"{len(summary)} λ from {summary[0]['lambda']} to {summary[-1]['lambda']}")
+    return "; ".join(parts)
 
 
 def reproduce(name, data_dir="data", runs_dir="runs", gpu=None, input_dir=None,
@@ -229,6 +302,13 @@ def reproduce(name, data_dir="data", runs_dir="runs", gpu=None, input_dir=None,
     from data_prep import datasets
 
     from . import compare, engine, pipeline
+    if name in SWEEPS:
+        from . import sweep
+        engine.use_device(gpu)
+        rows = sweep.run(SWEEPS[name], data_dir, runs_dir, log=log, progress=progress)
+        if record_it:
+            record_sweep(SWEEPS[name], rows)
+        return rows
     e = get(name)
     data_dir, run_dir = Path(data_dir), Path(runs_dir) / name
     if e.cpu_minutes:
@@ -244,7 +324,7 @@ def reproduce(name, data_dir="data", runs_dir="runs", gpu=None, input_dir=None,
                            progress=progress, experiment=name)
     compare.write(run_dir)
     if record_it:
-        record(name, results)
+        record(name, results, run_dir)
     return results
 
 

@@ -42,10 +42,11 @@ def versions():
 
 
 def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, force=False,
-        log=print, progress=True, experiment=None):
+        log=print, progress=True, experiment=None, class_folders=True):
     """The whole DEC run; `autoencoder_file` (a fine-tuned autoencoder, e.g. DEC's
     own) skips pretraining. The run folder is locked while it runs; a stage
-    an earlier invocation made with other options is refused (force: redone)."""
+    an earlier invocation made with other options is refused (force: redone).
+    class_folders=False: no class folders or contact sheets (a sweep's many runs)."""
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     meta = datasets.load_meta(data_dir, name)
     if sched.dims[0] != meta["dim"]:
@@ -60,7 +61,7 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, 
             raise FileNotFoundError(f"database {path} is missing: run `python -m data_prep data` first")
     with locked(run_dir):
         return _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
-                    log, progress, experiment)
+                    log, progress, experiment, class_folders)
 
 
 # What each stage's result depends on (not max_rounds, snapshot, display).
@@ -117,9 +118,11 @@ def check_stages(run_dir, options, force, log):
 
 
 def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force, log,
-         progress, experiment=None):
+         progress, experiment=None, class_folders=True):
+    from .experiments import commit
     timings = {}
     start = time.perf_counter()
+    code_commit = commit()         # the code this invocation runs (HEAD may move on)
     data_dir = paths["total"].parent.resolve()
     # Each run reads its own copy: a second run on the same data folder (another
     # seed) never meets LevelDB's one-process lock, and the data stay untouched.
@@ -157,9 +160,18 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
 
     t = time.perf_counter()
     summary = write_outputs(run_dir, name, meta, paths["img"], result, labels, log,
-                            nets.recipe_of(sched))
+                            nets.recipe_of(sched), class_folders)
     timings["outputs_s"] = round(time.perf_counter() - t, 2)
     timings["total_s"] = round(time.perf_counter() - start, 2)
+    # A stage reused from an earlier invocation keeps the time it took to make
+    # (and a run made wholly before keeps its commit): what --record reports.
+    before = read_json(run_dir / "results.json", {}) if reused else {}
+    for stage in reused:
+        key, made = f"{stage}_s", before.get("timings", {}).get(f"{stage}_s")
+        if made is not None:
+            timings["total_s"] = round(timings["total_s"] + made - timings[key], 2)
+            timings[key] = made
+    made_at = before.get("commit") if len(reused) == 2 else None
 
     # data_dir: where the review page finds the data set (and a photo set's photos).
     results = {"dataset": name, "source": meta.get("source", name),
@@ -171,7 +183,7 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
                "seed": sched.seed, "timings": timings,
                "reused": reused, "resumed": resumed,
                "autoencoder": str(autoencoder_file) if autoencoder_file else "pretrained",
-               "versions": versions(), **summary}
+               "commit": made_at or code_commit, "versions": versions(), **summary}
     write_json(run_dir / "results.json", results)
     return results
 
@@ -183,7 +195,8 @@ def _finished(state_file):
     return bool(state.get("converged") or state.get("stopped"))
 
 
-def write_outputs(run_dir, name, meta, img_db, result, labels, log=print, recipe="paper"):
+def write_outputs(run_dir, name, meta, img_db, result, labels, log=print, recipe="paper",
+                  class_folders=True):
     y_pred, q = result["y_pred"], result["q"]
     # A figure of a recipe other than DEC's says so.
     note = "" if recipe == "paper" else f"\nrecipe {recipe}: not DEC's schedule"
@@ -224,12 +237,13 @@ def write_outputs(run_dir, name, meta, img_db, result, labels, log=print, recipe
         export.rounds_png(result["history"], run_dir / "rounds.png", note.strip())
         outputs["rounds_plot"] = run_dir / "rounds.png"
 
-    images, _ = db.read_db(img_db)
-    folders, sizes = export.class_folders(images, y_pred, run_dir / f"classes_{name}",
+    summary["cluster_sizes"] = {c: int((y_pred == c).sum()) for c in range(q.shape[1])}
+    if class_folders:
+        images, _ = db.read_db(img_db)
+        folders, _ = export.class_folders(images, y_pred, run_dir / f"classes_{name}",
                                           q.shape[1], log)
-    export.contact_sheets(images, q, run_dir / "sheets")
-    summary["cluster_sizes"] = sizes
-    outputs.update(classes=folders, sheets=run_dir / "sheets")
+        export.contact_sheets(images, q, run_dir / "sheets")
+        outputs.update(classes=folders, sheets=run_dir / "sheets")
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     return summary
 

@@ -1,5 +1,6 @@
 """DEC end to end on small real data, on CPU."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -436,3 +437,30 @@ def test_two_runs_share_a_data_folder_and_a_refused_run_records_nothing(digits_d
     finally:
         held.close()
     assert results["samples"] == 400 and results["data_dir"] == str(digits_data.resolve())
+
+
+def test_a_sweep_on_a_runs_autoencoder_repeats_that_run_at_its_own_lambda(digits_run,
+                                                                         digits_data, tmp_path,
+                                                                         monkeypatch):
+    """The paper's protocol (dec/sweep.py) on real Caffe: the DEC stage only, on
+    the base run's autoencoder; at the base run's own λ and seed it gives the
+    base run's numbers exactly, at another λ its own, and no class folders."""
+    from dec import experiments, sweep
+    run_dir, results = digits_run
+    base = experiments.Experiment("tiny", "digits400, SMALL", "digits", "digits400",
+                                  SMALL.as_dict())
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", base)
+    (tmp_path / "tiny").mkdir()
+    shutil.copy(run_dir / "autoencoder.caffemodel", tmp_path / "tiny")
+    rows = sweep.run(experiments.Sweep("tiny-lambda", "t", "tiny", (10, 40), (1234,),
+                                       marked=10), digits_data, tmp_path, log=lambda *a: None,
+                     progress=False)
+    again, other = rows
+    assert (again["acc"], again["nmi"], again["rounds"]) == (
+        results["metrics"]["acc"], results["metrics"]["nmi"], results["rounds"])
+    assert again["kmeans_acc"] == sweep.kmeans_scores(run_dir)["acc"] == other["kmeans_acc"]
+    one = tmp_path / "tiny-lambda" / "lambda40-seed1234"
+    assert json.loads((one / "results.json").read_text())["schedule"]["update_interval"] == 40
+    assert not list(one.glob("classes_*")) and not list(one.glob("snapshots/*"))  # no pretraining
+    assert re.search(r"^\| 10 (\(best\) )?\(dec.py's\) \| 1 \|",
+                     (tmp_path / "tiny-lambda" / "sweep.md").read_text(), re.M)

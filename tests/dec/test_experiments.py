@@ -72,8 +72,10 @@ def test_reproduce_runs_the_registrys_schedule_and_compares(tmp_path, monkeypatc
                    "metrics": {"acc": 0.7, "nmi": 0.6}, "schedule": sched.as_dict(),
                    "recipe": nets.recipe_of(sched), "rounds": 4, "converged": True,
                    "timings": {"total_s": 120}, "confusion_table": "t", "samples": 5000}
-        Path(run_dir).mkdir(parents=True)
+        (Path(run_dir) / "dec").mkdir(parents=True)
         (Path(run_dir) / "results.json").write_text(json.dumps(results))
+        (Path(run_dir) / "dec" / "rounds.csv").write_text(
+            "round,changed,acc,nmi\n0,1.0,0.55,0.5\n1,0.1,0.7,0.6\n")
         return results
 
     monkeypatch.setattr(pipeline, "run", fake_run)
@@ -88,10 +90,63 @@ def test_reproduce_runs_the_registrys_schedule_and_compares(tmp_path, monkeypatc
     with pytest.raises(FileNotFoundError, match="needs the four MNIST IDX files"):
         experiments.reproduce("mnist", tmp_path, tmp_path / "runs", log=lambda *a: None)
     results = json.loads((tmp_path / "runs" / "mnist5k-fast" / "results.json").read_text())
-    entry = experiments.record("mnist5k-fast", results, measured)
-    assert entry["acc"] == 0.7 and entry["recipe"] == "fast" and entry["commit"]
+    entry = experiments.record("mnist5k-fast", results, tmp_path / "runs" / "mnist5k-fast",
+                               measured, made_at="abc1234")
+    assert entry["acc"] == 0.7 and entry["recipe"] == "fast" and entry["commit"] == "abc1234"
+    assert (entry["kmeans_acc"], entry["kmeans_nmi"]) == (0.55, 0.5)     # round 0
     table = experiments.results_table(measured)
     assert "| mnist5k-fast |" in table and "**0.700** / 0.600" in table
+    assert "AE + k-means 0.550" in table
+
+
+def test_a_sweep_reuses_one_autoencoder_and_reports_mean_and_sd_per_lambda(tmp_path,
+                                                                          monkeypatch):
+    """The paper's protocol: the DEC stage for each λ and seed on the base
+    run's autoencoder; per λ the mean ± sd; the best and dec.py's marked."""
+    from data_prep import datasets, files
+    from dec import sweep
+    datasets.write_meta(tmp_path, "mnist", {"name": "mnist", "dim": 784, "clusters": 10,
+                                            "source": "mnist"})
+    (tmp_path / "runs" / "mnist").mkdir(parents=True)
+    (tmp_path / "runs" / "mnist" / "autoencoder.caffemodel").write_bytes(b"ae")
+    made = []
+    scores = {(40, 1): 0.80, (40, 2): 0.84, (160, 1): 0.86, (160, 2): 0.86}
+
+    def fake_run(name, data_dir, run_dir, sched, **kw):
+        made.append((sched.update_interval, sched.seed, kw["autoencoder_file"],
+                     kw["class_folders"], sched.pretrain_iter))
+        acc = scores[sched.update_interval, sched.seed]
+        (Path(run_dir) / "dec").mkdir(parents=True)
+        (Path(run_dir) / "dec" / "rounds.csv").write_text(
+            f"round,changed,acc,nmi\n0,1.0,{0.75 + sched.seed / 100},0.7\n")
+        return {"metrics": {"acc": acc, "nmi": acc - 0.1}, "rounds": 9, "converged": True,
+                "timings": {"dec_s": 60}}
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr("dec.engine.use_device", lambda gpu: None)
+    measured = tmp_path / "measured.json"
+    monkeypatch.setattr(experiments, "MEASURED", measured)
+    test_sweep = experiments.Sweep("t", "a test sweep", "mnist", (40, 160), (1, 2),
+                                   published=experiments.MNIST_PUBLISHED[:1])
+    monkeypatch.setitem(experiments.SWEEPS, "t", test_sweep)
+    rows = experiments.reproduce("t", tmp_path, tmp_path / "runs", record_it=True,
+                                 log=lambda *a: None)
+    ae = tmp_path / "runs" / "mnist" / "autoencoder.caffemodel"
+    assert made == [(40, 1, ae, False, 50000), (40, 2, ae, False, 50000),
+                    (160, 1, ae, False, 50000), (160, 2, ae, False, 50000)]
+    assert len(rows) == 4
+    per = {r["lambda"]: r for r in sweep.summary(rows)}
+    assert per[40]["acc_sd"] == pytest.approx(0.0282843, rel=1e-4)        # sd of 0.80, 0.84
+    assert per[160]["acc_sd"] == pytest.approx(0.0) and per[160]["kmeans_acc"] == pytest.approx(0.765)
+    text = (tmp_path / "runs" / "t" / "sweep.md").read_text()
+    assert "| 40 | 2 | 0.8200 ± 0.0283 |" in text
+    assert "| 160 (best) (dec.py's) | 2 | 0.8600 ± 0.0000 |" in text
+    assert "Best: λ = 160, accuracy 0.8600 (mean of 2 seeds); DEC paper 0.843" in text
+    assert files.is_our_figure(tmp_path / "runs" / "t" / "sweep.png")
+    assert len((tmp_path / "runs" / "t" / "sweep.csv").read_text().splitlines()) == 5
+    table = experiments.results_table(measured)
+    assert "| t | DEC paper 0.843 | best λ 160: **0.8600 ± 0.0000** / 0.7600 ± 0.0000 " \
+           "(2 seeds); 2 λ from 40 to 160 |" in table
 
 
 def test_the_readme_results_table_is_the_registrys():
