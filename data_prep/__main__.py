@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from .checks import check_name, nonneg_float, nonneg_int, positive_float, positive_int, \
-    run_command, split_ratios
+from .checks import check_name, image_side, nonneg_float, nonneg_int, positive_float, \
+    positive_int, run_command, split_ratios
 from .files import check_output_file
 
 SOURCES = ("digits", "fashion", "mnist", "mnist5k", "stl", "photos")
@@ -209,9 +209,9 @@ def parser():
     p.add_argument("--stl-dir", help="folder with STL-10's *_X.bin / *_y.bin files")
     p.add_argument("--photos", help="folder of photos (or a fetch output folder)")
     p.add_argument("--name", default="custom", help="database name for photos (custom)")
-    p.add_argument("--size", type=positive_int, nargs=2, default=(96, 96), metavar=("W", "H"),
+    p.add_argument("--size", type=image_side, nargs=2, default=(96, 96), metavar=("W", "H"),
                    help="photos are resized to W x H before features (96 96)")
-    p.add_argument("--cmap", type=positive_int, nargs=2, default=(6, 10), metavar=("W", "H"),
+    p.add_argument("--cmap", type=image_side, nargs=2, default=(6, 10), metavar=("W", "H"),
                    help="colour map size for photos (report: 6 10)")
     p.set_defaults(handler=do_data)
 
@@ -222,7 +222,7 @@ def parser():
     p.add_argument("--classes", type=nonneg_int, nargs="+", required=True,
                    help="class indices")
     p.add_argument("-n", type=positive_int, default=150, help="images per class (150)")
-    p.add_argument("--size", type=positive_int, nargs=2, default=(200, 150), metavar=("W", "H"),
+    p.add_argument("--size", type=image_side, nargs=2, default=(200, 150), metavar=("W", "H"),
                    help="photo-like size (200 150: inside the report's window)")
     p.add_argument("--mnist-dir", help="for mnist: folder with the IDX files")
     p.add_argument("--seed", type=int, default=1234)
@@ -253,7 +253,7 @@ def parser():
     p.add_argument("--out", required=True)
     p.add_argument("--window", type=positive_int, nargs=4, metavar=("W0", "H0", "W1", "H1"),
                    help="keep sizes from W0xH0 to W1xH1 (report: 200 120 200 165)")
-    p.add_argument("--size", type=positive_int, nargs=2, metavar=("W", "H"),
+    p.add_argument("--size", type=image_side, nargs=2, metavar=("W", "H"),
                    help="target size (default: the smallest width and height)")
     p.set_defaults(handler=do_resize)
 

@@ -57,6 +57,22 @@ nonneg_int = _number(int, 0, True, "a whole number, 0 or more")
 positive_float = _number(float, 0.0, False, "a number above 0")
 nonneg_float = _number(float, 0.0, True, "a number, 0 or more")
 
+# The ranges of values that reach Caffe or size an allocation, one definition each.
+CAFFE_INT_MAX = 2 ** 31 - 1        # Caffe's solver and layer fields are int32
+caffe_count = int_range(1, CAFFE_INT_MAX)          # iterations, sizes, batches
+caffe_count0 = int_range(0, CAFFE_INT_MAX)         # 0 allowed: snapshots, burn-in
+seed_value = int_range(0, 2 ** 32 - 1)                 # Caffe's and NumPy/k-means' seeds
+IMAGE_SIDE_MAX = 4096              # photos resized or drawn: bounded memory and time
+image_side = int_range(1, IMAGE_SIDE_MAX)
+
+
+def dropout_ratio(text):
+    """Caffe's Dropout: a ratio from 0 up to, not including, 1 (1 drops every input)."""
+    value = nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be from 0 up to (not including) 1")
+    return value
+
 
 def split_ratios(text):
     """'80/10/10', '0.7/0.1/0.2': three parts above 0, as fractions adding up to 1."""

@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.checks import (int_range, nonneg_float, nonneg_int, positive_float, positive_int,
-                              run_command)
+from data_prep.checks import (caffe_count, caffe_count0, dropout_ratio, int_range, nonneg_float,
+                              nonneg_int, positive_float, run_command, seed_value)
 
 
 def schedule_from_args(args, base=None):
@@ -33,20 +33,20 @@ def schedule_from_args(args, base=None):
 
 def add_schedule_args(p):
     g = p.add_argument_group("schedule (defaults: DEC's paper schedule)")
-    g.add_argument("--pretrain-iter", type=positive_int, help="iterations per layer (50000)")
-    g.add_argument("--finetune-iter", type=positive_int, help="end-to-end iterations (100000)")
-    g.add_argument("--stepsize", type=positive_int, help="lr / 10 every N iterations (20000)")
+    g.add_argument("--pretrain-iter", type=caffe_count, help="iterations per layer (50000)")
+    g.add_argument("--finetune-iter", type=caffe_count, help="end-to-end iterations (100000)")
+    g.add_argument("--stepsize", type=caffe_count, help="lr / 10 every N iterations (20000)")
     g.add_argument("--lr", type=positive_float, help="pretraining base_lr (0.1)")
-    g.add_argument("--momentum-burnin", type=nonneg_int, help="iterations over which momentum "
+    g.add_argument("--momentum-burnin", type=caffe_count0, help="iterations over which momentum "
                    "rises from 0 (the DEC fork's momentum_burnin: 1000)")
-    g.add_argument("--update-interval", type=positive_int,
+    g.add_argument("--update-interval", type=caffe_count,
                    help="DEC iterations per round (dec.py: MNIST 160, STL 40, REUTERS 20)")
-    g.add_argument("--max-rounds", type=positive_int, help="stop DEC after N rounds (1000)")
+    g.add_argument("--max-rounds", type=caffe_count, help="stop DEC after N rounds (1000)")
     g.add_argument("--tol", type=nonneg_float, help="stop below this changed fraction (0.001)")
-    g.add_argument("--snapshot", type=nonneg_int, help="snapshot every N iterations (10000)")
-    g.add_argument("--seed", type=nonneg_int, help="Caffe and k-means seed (1234)")
-    g.add_argument("--hidden", type=positive_int, nargs="+", help="hidden sizes (500 500 2000)")
-    g.add_argument("--embedding", type=positive_int, help="embedding size (10)")
+    g.add_argument("--snapshot", type=caffe_count0, help="snapshot every N iterations (10000)")
+    g.add_argument("--seed", type=seed_value, help="Caffe and k-means seed (1234)")
+    g.add_argument("--hidden", type=caffe_count, nargs="+", help="hidden sizes (500 500 2000)")
+    g.add_argument("--embedding", type=caffe_count, help="embedding size (10)")
     from .nets import INITS, LR_POLICIES, PRETRAIN_DATA, RECIPES
     r = p.add_argument_group("recipe (default: DEC's; anything else is NOT faithful, and says "
                              "so in results.json, the comparison and every figure)")
@@ -54,7 +54,7 @@ def add_schedule_args(p):
                    "a small budget (msra init, --corrupt 0.2, fixed lr, no momentum burn-in, "
                    "pretrain on total)")
     r.add_argument("--init", choices=INITS, help="weight filler (DEC: gaussian std 0.01)")
-    r.add_argument("--corrupt", type=nonneg_float, help="input dropout in the first stage and "
+    r.add_argument("--corrupt", type=dropout_ratio, help="input dropout in the first stage and "
                    "fine-tuning (DEC: 0)")
     r.add_argument("--lr-policy", choices=LR_POLICIES, help="autoencoder lr (DEC: step)")
     r.add_argument("--pretrain-data", choices=PRETRAIN_DATA, help="what the autoencoder "
@@ -200,7 +200,7 @@ def parser():
     p.add_argument("name", help="database name, e.g. digits, fashion, mnist, fashion5000")
     p.add_argument("--data", default="data")
     p.add_argument("--run", help="run folder (runs/<name>)")
-    p.add_argument("--clusters", type=positive_int,
+    p.add_argument("--clusters", type=caffe_count,
                    help="number of clusters (the labels' count)")
     p.add_argument("--gpu", type=nonneg_int, help="GPU id (default: CPU)")
     p.add_argument("--autoencoder", help="a fine-tuned autoencoder .caffemodel to cluster "
@@ -257,7 +257,7 @@ def parser():
                    "§4.1.4 tried 0.01, 0.001, 0.0001)")
     for flag, default in (("max-iter", 4000), ("stepsize", 500), ("batch", 50),
                           ("test-interval", 500), ("snapshot", 500), ("display", 50)):
-        g.add_argument(f"--{flag}", type=positive_int, help=str(default))
+        g.add_argument(f"--{flag}", type=caffe_count, help=str(default))
     from .caffenet.nets import INITS, RECIPES
     r = p.add_argument_group("recipe (default: the report's solver with BVLC's fillers; anything "
                              "else is NOT the report's, and says so in results.json and curves.png)")

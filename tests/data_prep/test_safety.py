@@ -20,11 +20,12 @@ def test_names_from_data_cannot_become_paths_or_prototxt():
 
 
 def test_prepare_refuses_a_label_that_escapes(tmp_path):
-    Image.new("RGB", (20, 20)).save(tmp_path / "a.jpg")
-    Image.new("RGB", (20, 20)).save(tmp_path / "b.jpg")
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (20, 20)).save(tmp_path / "photos" / "a.jpg")
+    Image.new("RGB", (20, 20)).save(tmp_path / "photos" / "b.jpg")
     with pytest.raises(ValueError, match="invalid class name"):
-        image_datasets.prepare([(tmp_path / "a.jpg", "../../x"), (tmp_path / "b.jpg", "ok")],
-                               tmp_path / "ds")
+        image_datasets.prepare([(tmp_path / "photos" / "a.jpg", "../../x"),
+                                (tmp_path / "photos" / "b.jpg", "ok")], tmp_path / "ds")
 
 
 def test_duplicate_paths_are_kept_once_and_conflicts_refused(tmp_path):
@@ -76,7 +77,11 @@ def test_sample_never_writes_into_the_source_or_a_labelled_folder(tmp_path):
     ["fetch", "photos.txt", "--out", "o", "--retries", "-1"],
     ["fetch", "photos.txt", "--out", "o", "--timeout", "0"],
     ["prepare", "--labels", "l.csv", "--out", "o", "--split", "90/20/-10"],
-    ["survey", "photos", "--tolerance", "-1"]])
+    ["survey", "photos", "--tolerance", "-1"],
+    # #25: values that passed the parser and then killed Caffe or the memory
+    ["export-photos", "shapes", "--out", "o", "--classes", "0", "--size", "100000", "100000"],
+    ["data", "photos", "--photos", "p", "--size", "60000", "60000"],
+    ["data", "photos", "--photos", "p", "--cmap", "5000", "6"]])
 def test_bad_values_stop_at_parse_time(argv, capsys):
     assert main(argv) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]   # argparse: usage, then one line

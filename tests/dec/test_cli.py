@@ -92,3 +92,23 @@ def test_a_stage_that_never_finished_binds_no_options(tmp_path):
     with pytest.raises(ValueError, match="made with other options .*base_lr 0.01 → 0.1"):
         pipeline.check_stages(tmp_path, first, False, log=print)
     assert (tmp_path / "autoencoder.caffemodel").read_bytes() == b"finished"
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "set", "--corrupt", "1"], ["run", "set", "--corrupt", "1.5"],
+    ["run", "set", "--pretrain-iter", "3000000000"], ["run", "set", "--momentum-burnin",
+                                                      "99999999999"],
+    ["run", "set", "--seed", "4294967296"], ["run", "set", "--hidden", "500", "2147483648"],
+    ["train", "ds", "--run", "r", "--max-iter", "2147483648"]])
+def test_values_that_would_kill_caffe_stop_at_parse_time(argv, capsys):
+    """--corrupt 1.5 was a glog abort (rc 134), 3000000000 iterations a solver
+    Caffe could not parse, --corrupt 1 a NaN blamed on the learning rate."""
+    assert cli.main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error: argument" in last and argv[-1] in last
+
+
+def test_the_largest_values_caffe_takes_still_parse(tmp_path, monkeypatch):
+    sched, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--pretrain-iter", "2147483647",
+                               "--corrupt", "0.999", "--seed", "4294967295")
+    assert (sched.pretrain_iter, sched.corrupt, sched.seed) == (2147483647, 0.999, 4294967295)
