@@ -49,15 +49,41 @@ LDD_VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")
 
 # dec/caffenet/train.py's TRAIN_LINE, restated: this file runs with the GPU
 # machine's Python, which lacks the project's requirements (plyvel among them).
-LOSS_LINE = re.compile(r"Iteration (\d+)(?: \(.*?\))?, loss = ([-+]?(?:nan|inf)|[-+.\deE]+)")
+LOSS_LINE = re.compile(r"Iteration (\d+)(?: \(.*?\))?, loss = (\S+)")
 AVERAGE_LINE = re.compile(r"Average (Forward|Backward|Forward-Backward)(?: pass)?: ([\d.]+) ms")
 GTEST_DONE = re.compile(r"\[  PASSED  \] (\d+) tests?")
-GTEST_FAILED = re.compile(r"\[  FAILED  \] (\d+) tests?")
+# Any FAILED line counts (a test's own line too, whatever the exit status says).
+GTEST_FAILED = re.compile(r"^\[  FAILED  \] (.*)$", re.M)
+GTEST_OK = re.compile(r"^\[       OK \] \w+/(\d+)\.", re.M)
+# Caffe's typed tests: /0 /1 run on CPUDevice<float|double>, /2 /3 on GPUDevice<...>.
+GTEST_CASES = {"cpu": {"0", "1"}, "gpu": {"2", "3"}}
+
+
+def to_float(text):
+    """A loss as Caffe printed it; what is not a number (NaN, -nan, garbage) is NaN."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def parse_losses(text):
     """caffe train's log → {iteration: loss} (the newest line of each)."""
-    return {int(m[1]): float(m[2]) for m in LOSS_LINE.finditer(text)}
+    return {int(m[1]): to_float(m[2]) for m in LOSS_LINE.finditer(text)}
+
+
+def gtest_verdict(text, code, device):
+    """(ok, detail) of the MultiTLoss gtest: exit 0, tests passed, no FAILED
+    line, and the passing cases are `device`'s typed cases, all of them."""
+    passed = GTEST_DONE.search(text)
+    failed = GTEST_FAILED.findall(text)
+    ran = set(GTEST_OK.findall(text))
+    ok = (code == 0 and passed is not None and int(passed[1]) > 0 and not failed
+          and ran == GTEST_CASES[device])
+    detail = (f"{passed[1] if passed else 0} passed, {len(failed)} FAILED lines, typed cases "
+              f"{'/'.join(sorted(ran)) or 'none'} (want {'/'.join(sorted(GTEST_CASES[device]))}"
+              f" on the {device.upper()}), exit {code}")
+    return ok, detail
 
 
 def parse_times(text):
@@ -170,12 +196,10 @@ class Check:
         which = "*/0.*:*/1.*" if self.cpu_only else "*/2.*:*/3.*"
         text, code, secs = self.run("gtest", [str(self.dir / "bin" / "test_multi_t_loss.testbin"),
                                               f"--gtest_filter={which}"], 300)
+        ok, detail = gtest_verdict(text, code, "cpu" if self.cpu_only else "gpu")
         passed = GTEST_DONE.search(text)
-        failed = GTEST_FAILED.search(text)
-        ok = code == 0 and passed and int(passed[1]) > 0 and not failed
         self.record("MultiTLoss gtest on the " + ("CPU (--cpu)" if self.cpu_only else "GPU"), ok,
-                    f"{passed[1] if passed else 0} passed, {failed[1] if failed else 0} failed, "
-                    f"exit {code}, {secs:.1f} s", passed=int(passed[1]) if passed else 0)
+                    f"{detail}, {secs:.1f} s", passed=int(passed[1]) if passed else 0)
 
     def time_net(self, net, gpu_iters, cpu_iters):
         figures = {}
@@ -227,15 +251,37 @@ def set_iterations(bundle, iterations):
 
 def unpack(bundle, into):
     bundle = Path(bundle)
-    if bundle.is_dir():
-        return bundle
     if not bundle.exists():
         raise SystemExit(f"gpu-check: {bundle} is missing: run `make gpu-bundle` on a machine "
                          "with the project's build tools first")
-    with tarfile.open(bundle) as tar:
-        tar.extractall(into, filter="data") if hasattr(tarfile, "data_filter") \
-            else tar.extractall(into)
-    return Path(into)
+    if not bundle.is_dir():
+        try:
+            with tarfile.open(bundle) as tar:
+                tar.extractall(into, filter="data") if hasattr(tarfile, "data_filter") \
+                    else tar.extractall(into)
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise SystemExit(f"gpu-check: {bundle} is not a bundle archive ({err}): make "
+                             "gpu-bundle writes one") from None
+        bundle = Path(into)
+    lacking = [n for n in ("bin/caffe", "bin/test_multi_t_loss.testbin", "nets")
+               if not (bundle / n).exists()]
+    if lacking:
+        raise SystemExit(f"gpu-check: {bundle} is not a gpu-bundle (no {', '.join(lacking)})")
+    return bundle
+
+
+def positive(kind, below=None):
+    """An argparse type: a finite number above 0 (and below `below`)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value > 0 and value != float("inf")) or (below is not None and value >= below):
+            raise argparse.ArgumentTypeError(f"{text} must be above 0"
+                                             + (f" and below {below:g}" if below else ""))
+        return value
+    return parse
 
 
 def main(argv=None):
@@ -243,10 +289,11 @@ def main(argv=None):
     p.add_argument("bundle", nargs="?", default=str(DEFAULT_BUNDLE),
                    help="the archive (or unpacked folder) of make gpu-bundle")
     p.add_argument("--cpu", action="store_true", help="GPU steps on the CPU (tests, here)")
-    p.add_argument("--iterations", type=int, help="caffe train iterations (the bundle's: 300)")
-    p.add_argument("--time-iterations", type=int, default=50,
+    p.add_argument("--iterations", type=positive(int),
+                   help="caffe train iterations (the bundle's: 300)")
+    p.add_argument("--time-iterations", type=positive(int), default=50,
                    help="caffe time iterations on the GPU (50; the CPU runs 5)")
-    p.add_argument("--rtol", type=float, default=1e-3,
+    p.add_argument("--rtol", type=positive(float, below=1), default=1e-3,
                    help="largest relative difference of a CPU and a GPU loss (1e-3)")
     a = p.parse_args(argv)
     start = time.monotonic()

@@ -56,6 +56,63 @@ def test_cpu_and_gpu_losses_must_agree(gpu, ok):
     assert gpu_check.compare_losses({}, {}, 1e-3)[0] is False       # no loss at all
 
 
+def test_two_runs_both_nan_from_one_iteration_fail_however_caffe_spells_it():
+    for spelling in ("nan", "-nan", "NaN", "-NaN", "inf", "1.#QNAN"):
+        log = TRAIN_LOG + f"I1202 10:00:03 solver.cpp:218] Iteration 30 (9 iter/s), loss = {spelling}\n"
+        losses = gpu_check.parse_losses(log)
+        assert 30 in losses, spelling
+        ok, _, why = gpu_check.compare_losses(losses, dict(losses), 1e-3)
+        assert ok is False and "not finite at iteration 30" in why, spelling
+
+
+GTEST_OK_LINES = "".join(f"[       OK ] MultiTLossLayerTest/{i}.TestForward (1 ms)\n"
+                         for i in range(4))
+
+
+@pytest.mark.parametrize("log, code, device, ok", [
+    ("[       OK ] MultiTLossLayerTest/2.TestGradient (3 ms)\n"
+     "[       OK ] MultiTLossLayerTest/3.TestGradient (3 ms)\n[  PASSED  ] 2 tests.\n", 0, "gpu",
+     True),
+    # a FAILED line with exit 0 was not seen
+    ("[       OK ] MultiTLossLayerTest/2.TestGradient (3 ms)\n"
+     "[  FAILED  ] MultiTLossLayerTest/3.TestGradient (3 ms)\n[  PASSED  ] 1 test.\n", 0, "gpu",
+     False),
+    # only the CPU cases ran: nothing ran on the GPU
+    ("[       OK ] MultiTLossLayerTest/0.TestGradient (3 ms)\n"
+     "[       OK ] MultiTLossLayerTest/1.TestGradient (3 ms)\n[  PASSED  ] 2 tests.\n", 0, "gpu",
+     False),
+    (GTEST_OK_LINES + "[  PASSED  ] 4 tests.\n", 0, "gpu", False),    # CPU ones too: filter lost
+    ("[       OK ] MultiTLossLayerTest/0.TestGradient (3 ms)\n"
+     "[       OK ] MultiTLossLayerTest/1.TestGradient (3 ms)\n[  PASSED  ] 2 tests.\n", 0, "cpu",
+     True),
+    ("[       OK ] MultiTLossLayerTest/2.TestGradient (3 ms)\n"
+     "[       OK ] MultiTLossLayerTest/3.TestGradient (3 ms)\n[  PASSED  ] 2 tests.\n", 1, "gpu",
+     False),
+    ("", 0, "gpu", False)])
+def test_the_gtest_verdict_needs_its_devices_cases_and_no_failed_line(log, code, device, ok):
+    assert gpu_check.gtest_verdict(log, code, device)[0] is ok
+
+
+@pytest.mark.parametrize("flag", [["--rtol", "nan"], ["--rtol", "inf"], ["--rtol", "0"],
+                                  ["--rtol", "-1"], ["--rtol", "1"], ["--iterations", "0"],
+                                  ["--time-iterations", "-5"]])
+def test_the_checks_own_bounds_are_checked(flag, capsys):
+    with pytest.raises(SystemExit) as exit:
+        gpu_check.main(["nowhere.tar.xz"] + flag)
+    assert exit.value.code == 2 and flag[0] in capsys.readouterr().err
+
+
+def test_a_garbage_archive_or_a_folder_that_is_no_bundle_is_one_line(tmp_path):
+    (tmp_path / "garbage.tar.xz").write_bytes(b"\xfd7zXZ not really" * 50)
+    (tmp_path / "folder").mkdir()
+    for bundle, message in ((tmp_path / "garbage.tar.xz", "is not a bundle archive"),
+                            (tmp_path / "folder", "is not a gpu-bundle (no bin/caffe")):
+        run = subprocess.run([sys.executable, str(DOCKER / "gpu_check.py"), str(bundle), "--cpu"],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        assert run.stderr.startswith("gpu-check: ") and message in run.stderr
+
+
 def test_finds_the_machines_cuda_libraries_in_pytorchs_wheels(tmp_path, monkeypatch):
     """As the lent machine has them: nvidia/cu13/lib (CUDA 13 wheels) and
     nvidia/curand/lib side by side."""
