@@ -170,7 +170,7 @@ def do_review(a):
     source = session.source
     print(f"{source.kind} {source.path}: {len(source)} images in {len(source.groups)} groups; "
           f"classes {', '.join(session.classes)}; decisions stored in {a.labels}")
-    app = create_app(session, None, a.thumbs, a.page_size, a.host)
+    app = create_app(session, None, a.thumbs, a.page_size, a.host, a.allow_host)
     if a.host not in ("127.0.0.1", "localhost"):
         print(f"warning: listening on {a.host}: anyone who reaches it can label", file=sys.stderr)
     serve(app, a.host, a.port,
@@ -301,7 +301,11 @@ def parser():
                    "else the report's heritage being scenery other)")
     p.add_argument("--export", help="labels CSV of the export button (default: <store>.labels.csv "
                    "beside --labels)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1; 0.0.0.0 serves every "
+                   "interface (another machine, out of a container): the page then answers "
+                   "requests naming this machine's names and addresses")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another name the page may be reached by (a DNS name of this machine)")
     p.add_argument("--port", type=int_range(0, 65535), default=8765,
                    help="8765; 0: any free port")
     p.add_argument("--thumbs", help="thumbnail cache (default ~/.cache/heobs-dec/thumbs)")

@@ -21,18 +21,45 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def trusted_hosts(host):
+WILDCARD = ("0.0.0.0", "")
+
+
+def machine_names():
+    """This machine's name, full name and IPv4 addresses: what a browser on
+    another machine (or the host of a container) puts in Host."""
+    import socket
+    names = {socket.gethostname(), socket.getfqdn()}
+    for name in list(names):
+        try:
+            names.update(info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET))
+        except OSError:
+            pass
+    return names
+
+
+def trusted_hosts(host, allowed=()):
     """The Host names a request may carry: the listening address (any loopback
-    name when it is a loopback one)."""
-    if ":" in host:       # werkzeug's Host check cannot match IPv6 literals
-        raise ValueError(f"--host {host}: an IPv6 address; use a name or an IPv4 address")
-    return list(LOOPBACK) if host in LOOPBACK else [host]
+    name when it is a loopback one); for 0.0.0.0 (every interface: another
+    machine, a container's published port) the machine's own names and
+    addresses and loopback's. `allowed`: more names (--allow-host)."""
+    for name in (host, *allowed):
+        if ":" in name:       # werkzeug's Host check cannot match IPv6 literals
+            raise ValueError(f"{name}: an IPv6 address; use a name or an IPv4 address")
+    if host in LOOPBACK:
+        names = set(LOOPBACK)
+    elif host in WILDCARD:
+        names = set(LOOPBACK) | machine_names()
+    else:
+        names = {host}
+    return sorted(names | set(allowed))
 
 
-def create_app(review, export_path=None, thumbs_dir=None, page_size=60, host="127.0.0.1"):
+def create_app(review, export_path=None, thumbs_dir=None, page_size=60, host="127.0.0.1",
+               allowed_hosts=()):
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.json.sort_keys = False          # counts in class order, as the page shows them
-    app.config["TRUSTED_HOSTS"] = trusted_hosts(host)   # Flask answers others with 400
+    # Flask answers a request naming another Host with 400.
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(host, allowed_hosts)
     thumbs_dir = Path(thumbs_dir or thumbs.default_cache())
     export_path = Path(export_path or review.export_path)
     review.source.check_output(export_path, "the export")   # refused now, not at the button

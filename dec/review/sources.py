@@ -72,6 +72,12 @@ def open_source(path):
         return dec_run(path)
     if (path / "predictions.csv").exists():
         return classify_output(path, path / "predictions.csv")
+    if any((path / marker).exists() for marker in ("stages.json", "dec/state.json")):
+        raise ValueError(f"{path}: a DEC run that has not finished (no predictions.csv): the "
+                         "same `dec run`/`reproduce` command finishes it")
+    if (path / "run.json").exists():
+        raise ValueError(f"{path}: a CaffeNet `train` run: review what `python -m dec classify "
+                         f"{path} PHOTOS --out FOLDER` writes")
     try:
         return photo_folder(path)
     except ValueError:

@@ -2,6 +2,7 @@
 The browser test is test_review_browser.py."""
 import csv
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -448,6 +449,21 @@ def test_the_page_allows_no_inline_script_and_only_its_own_host(client):
     assert client.get("/api/summary").json["reviewed"] == 0
 
 
+def test_on_every_interface_the_page_answers_this_machines_names_not_others(run_dir, tmp_path):
+    """--host 0.0.0.0 (another machine, out of a container) answered 400 to
+    every browser: they name the machine, not 0.0.0.0."""
+    import socket
+    review = open_review(run_dir, tmp_path / "s.sqlite")
+    client = create_app(review, tmp_path / "l.csv", tmp_path / "thumbs", host="0.0.0.0",
+                        allowed_hosts=["review.lan"]).test_client()
+    names = [socket.gethostname(), "localhost:8765", "127.0.0.1", "review.lan:8765"] + [
+        info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    for host in names:
+        assert client.get("/api/state", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "0.0.0.0.evil.example", "review.lan.evil.example:8765"):
+        assert client.get("/api/state", headers={"Host": host}).status_code == 400, host
+
+
 def test_the_page_script_builds_no_html_from_strings():
     """The rule the browser test checks with hostile names, kept for the code
     a later change adds: no HTML parsing sinks in the page's script."""
@@ -474,3 +490,20 @@ def test_a_second_server_sees_the_first_ones_labels_in_an_item(tmp_path, run_dir
     assert second.item(4)["label"] is None
     first.label([4], "other")
     assert second.item(4)["label"] == "other"
+
+
+def test_an_unfinished_dec_run_or_a_train_run_is_not_offered_as_photos(run_dir, tmp_path):
+    """`review` of an interrupted DEC run offered its own figures for labelling."""
+    for marker, message in (("stages.json", "a DEC run that has not finished"),
+                            ("run.json", "a CaffeNet `train` run")):
+        folder = tmp_path / marker
+        shutil.copytree(run_dir, folder)
+        for finished in ("predictions.csv", "results.json"):
+            (folder / finished).unlink(missing_ok=True)
+        (folder / marker).write_text("{}")
+        from PIL import Image
+        Image.new("RGB", (60, 40)).save(folder / "rounds.png")   # a figure: no photo
+        assert sources.photo_folder(folder).files           # what review listed before
+        with pytest.raises(ValueError, match=message):
+            sources.open_source(folder)
+        assert not (tmp_path / "s.sqlite").exists()
