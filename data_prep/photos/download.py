@@ -227,11 +227,23 @@ def fetch_one(uuid, out_dir, config, limiter, stop=None, http=None):
 
 
 def describe(err):
-    """A transport error in a few words, for the manifest's reason."""
-    if isinstance(err, (urllib3.exceptions.TimeoutError, TimeoutError)):
+    """A transport error in a few words, for the manifest's reason. urllib3
+    makes a refused connection and a DNS failure kinds of ConnectTimeoutError:
+    they are told apart before a timeout."""
+    errors = urllib3.exceptions
+    if isinstance(err, errors.NameResolutionError):
+        return "DNS: host name not found"
+    if isinstance(err, errors.NewConnectionError):
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(err).lower():
+            return "connection refused"
+        if not isinstance(cause, (TimeoutError, errors.TimeoutError)) and \
+                "timed out" not in str(err).lower():
+            return f"connection failed: {cause or err}".split("\n")[0]
+    if isinstance(err, (errors.TimeoutError, TimeoutError)):
         return "timeout"
-    if isinstance(err, urllib3.exceptions.MaxRetryError):
-        return "too many redirects"
+    if isinstance(err, (errors.MaxRetryError, errors.ResponseError)):
+        return "too many redirects" if "redirect" in str(err) else f"{err}".split("\n")[0]
     return f"connection error: {err.__class__.__name__}"
 
 

@@ -58,6 +58,9 @@ def fetch(photos_txt, out_dir, config=FetchConfig(), progress=True, log=print):
         f"{stats['malformed']} malformed lines")
     for number, reason, _ in listing.malformed[:20]:
         log(f"  line {number}: {reason}")
+    if not listing.photos:           # before the output folder is made
+        raise ValueError(f"{photos_txt}: no line of the form `uuid | description | lang`"
+                         + (f" ({stats['malformed']} malformed)" if stats["malformed"] else ""))
     con = open_manifest(out_dir)
     add_listing(con, listing)
     clean_partials(out_dir)

@@ -150,6 +150,11 @@ class PhotoServer(BaseHTTPRequestHandler):
             self.send_header("Location", f"/photo/{OK_JPEG}")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif kind == "redirect-loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
 
 class RoomyServer(ThreadingHTTPServer):
@@ -414,6 +419,32 @@ def fetch_behaviours(server, tmp_path, behaviour, **kw):
     return manifest(tmp_path / "out")
 
 
+def test_refused_connections_dns_failures_and_redirect_loops_say_so(server, tmp_path,
+                                                                     monkeypatch):
+    """urllib3 makes a refused connection and a DNS failure kinds of timeout:
+    the manifest said "timeout" for both, and "ResponseError" for a loop."""
+    import socket
+    m = fetch_behaviours(server, tmp_path, {uid(1): "redirect-loop"}, retries=1)
+    assert (m[uid(1)]["status"], m[uid(1)]["reason"]) == ("failed", "too many redirects")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()                                   # nobody listens there now
+    (tmp_path / "one.txt").write_text(f"{uid(2)} | p | eng\n")
+    photos.fetch(tmp_path / "one.txt", tmp_path / "refused",
+                 config(f"http://127.0.0.1:{port}/photo/", retries=0), progress=False,
+                 log=lambda *a: None)
+    assert manifest(tmp_path / "refused")[uid(2)]["reason"] == "connection refused"
+
+    def no_such_host(host, *args, **kw):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    photos.fetch(tmp_path / "one.txt", tmp_path / "dns", config("http://photos.example/p/",
+                                                                retries=0),
+                 progress=False, log=lambda *a: None)
+    assert manifest(tmp_path / "dns")[uid(2)]["reason"] == "DNS: host name not found"
+
+
 def gaps(uuid):
     times = PhotoServer.requests[uuid]
     return [b - a for a, b in zip(times, times[1:])]
@@ -485,3 +516,13 @@ def test_a_content_length_over_the_cap_is_refused_before_the_body(server, tmp_pa
                          timeout=30.0)
     assert m[uid(1)]["status"] == "broken" and m[uid(1)]["attempts"] == 1
     assert m[uid(1)]["reason"] == "too large: 2000 bytes, larger than --max-bytes 1000"
+
+
+def test_a_photos_txt_without_one_good_line_is_an_error_and_makes_nothing(tmp_path, capsys):
+    from data_prep.__main__ import main
+    for text in ("not a uuid | x | eng\nalso bad\n", "", "\n\n"):
+        (tmp_path / "photos.txt").write_text(text)
+        assert main(["fetch", str(tmp_path / "photos.txt"), "--out", str(tmp_path / "out"),
+                     "--quiet"]) == 2
+        assert "no line of the form" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()

@@ -109,7 +109,8 @@ def test_a_garbage_manifest_is_one_line_for_every_command(tmp_path):
     garbage = b"this is not SQLite " * 100
     (folder / photos.MANIFEST).write_bytes(garbage)
     listing = tmp_path / "photos.txt"
-    listing.write_text("uuid|description|lang\n")
+    listing.write_text("uuid|description|lang\n"
+                       "0b4a5c38-1f2e-4d6a-9b7c-3e8f0a1d2c4b | a photo | eng\n")
     for argv in (["verify", "--out", str(folder)], ["sample", str(folder), "-n", "2", "--out",
                                                     str(tmp_path / "s")],
                  ["fetch", str(listing), "--out", str(folder)]):
