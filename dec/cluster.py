@@ -141,6 +141,13 @@ class ClusterRun:
         if state is None:
             state = self.start(autoencoder_weights)
             self.save_state(state)
+        elif state.get("stopped") and not state.get("converged") and \
+                state["round"] < sched.max_rounds:
+            # Stopped at an earlier max_rounds: a larger one goes on from there
+            # (the stop's row, which trained nothing, is made again).
+            self.log(f"DEC: going on from round {state['round']} to at most {sched.max_rounds}")
+            state.update(stopped=False, history=[row for row in state["history"]
+                                                 if row["round"] < state["round"]])
         elif state.get("converged") or state.get("stopped"):
             self.log(f"DEC: already finished after round {state['round']}")
         else:

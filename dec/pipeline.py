@@ -139,7 +139,7 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
     # an interrupt stopped are resumed from their newest complete snapshot.
     reused = [stage for stage, done in (
         ("autoencoder", (run_dir / "autoencoder.caffemodel").exists()),
-        ("dec", _finished(run_dir / "dec" / "state.json"))) if done]
+        ("dec", _finished(run_dir / "dec" / "state.json", sched.max_rounds))) if done]
     resumed = sorted({p.name.split("_iter_")[0] for p in (run_dir / "snapshots").glob("*.done")})
     if (run_dir / "dec" / "state.json").exists() and "dec" not in reused:
         resumed.append("dec")
@@ -188,11 +188,14 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
     return results
 
 
-def _finished(state_file):
+def _finished(state_file, max_rounds=None):
+    """DEC's stage converged, or stopped at max_rounds (and a larger
+    max_rounds does not ask for more)."""
     if not state_file.exists():
         return False
     state = read_json(state_file)
-    return bool(state.get("converged") or state.get("stopped"))
+    return bool(state.get("converged") or (state.get("stopped") and (
+        max_rounds is None or state["round"] >= max_rounds)))
 
 
 def write_outputs(run_dir, name, meta, img_db, result, labels, log=print, recipe="paper",

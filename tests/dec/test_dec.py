@@ -464,3 +464,28 @@ def test_a_sweep_on_a_runs_autoencoder_repeats_that_run_at_its_own_lambda(digits
     assert not list(one.glob("classes_*")) and not list(one.glob("snapshots/*"))  # no pretraining
     assert re.search(r"^\| 10 (\(best\) )?\(dec.py's\) \| 1 \|",
                      (tmp_path / "tiny-lambda" / "sweep.md").read_text(), re.M)
+
+
+def test_a_larger_max_rounds_goes_on_from_where_a_run_stopped(digits_run, digits_data,
+                                                              tmp_path):
+    """--max-rounds 4 after a run that stopped at 2 did nothing and recorded 4;
+    now it trains rounds 3 and 4, as a run made with 4 at once does."""
+    run_dir, _ = digits_run
+    ae = run_dir / "autoencoder.caffemodel"
+    quiet = dict(progress=False, log=lambda *a: None, class_folders=False, autoencoder_file=ae)
+    stopped = pipeline.run("digits400", digits_data, tmp_path / "a", SMALL.override(
+        max_rounds=2, tol=0.0), **quiet)
+    assert (stopped["rounds"], stopped["converged"]) == (2, False)
+    more = pipeline.run("digits400", digits_data, tmp_path / "a", SMALL.override(
+        max_rounds=4, tol=0.0), **quiet)
+    at_once = pipeline.run("digits400", digits_data, tmp_path / "b", SMALL.override(
+        max_rounds=4, tol=0.0), **quiet)
+    assert more["rounds"] == at_once["rounds"] == 4 and "dec" not in more["reused"]
+    assert more["metrics"] == at_once["metrics"]
+    import csv
+
+    def history(folder):          # every round once, the same scores (seconds aside)
+        with open(folder / "dec" / "rounds.csv") as f:
+            return [(r["round"], r["changed"], r["acc"], r["loss"]) for r in csv.DictReader(f)]
+    assert history(tmp_path / "a") == history(tmp_path / "b")
+    assert [r[0] for r in history(tmp_path / "a")] == ["0", "1", "2", "3", "4"]
