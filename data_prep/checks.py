@@ -88,14 +88,16 @@ def split_ratios(text):
     return tuple(v / total for v in parts)
 
 
-def run_command(parser, argv=None):
-    """Parse and run a command line whose subcommands set `handler`: a bad value
-    ends in argparse's one line (exit 2), bad input in `error: ...` (exit 2)."""
+def run_command(make_parser, argv=None):
+    """Build the parser (make_parser(): its imports too), parse and run a command
+    line whose subcommands set `handler`: a bad value ends in argparse's one
+    line (exit 2), bad input in `error: ...` (exit 2), Ctrl-C at any point in
+    one line (exit 130)."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit:
-        return exit.code
-    try:
+        try:
+            args = make_parser().parse_args(argv)
+        except SystemExit as exit:
+            return exit.code
         args.handler(args)
     except (OSError, ValueError, RuntimeError) as err:   # CaffeMissing, Diverged, Busy too
         print(f"error: {err}", file=sys.stderr)

@@ -321,7 +321,7 @@ def parser():
 
 
 def main(argv=None):
-    return run_command(parser(), argv)
+    return run_command(parser, argv)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,16 @@ def test_the_largest_values_caffe_takes_still_parse(tmp_path, monkeypatch):
     sched, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--pretrain-iter", "2147483647",
                                "--corrupt", "0.999", "--seed", "4294967295")
     assert (sched.pretrain_iter, sched.corrupt, sched.seed) == (2147483647, 0.999, 4294967295)
+
+
+def test_ctrl_c_while_the_commands_start_up_is_one_line(monkeypatch, capsys):
+    """Ctrl-C during the start-up imports (the parser's) was a traceback."""
+    from data_prep import __main__ as data_cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+    for module in (cli, data_cli):
+        monkeypatch.setattr(module, "parser", interrupted)
+        assert module.main(["--help"]) == 130
+        err = capsys.readouterr().err
+        assert err.startswith("interrupted") and "Traceback" not in err
