@@ -88,6 +88,21 @@ def split_ratios(text):
     return tuple(v / total for v in parts)
 
 
+def path_problem(err):
+    """For "[Errno 17] File exists" / "Not a directory" raised while making a
+    folder: which part of the path is a file (None if that is not the cause)."""
+    import os
+    from pathlib import Path
+    if not isinstance(err, (FileExistsError, NotADirectoryError)) or err.filename is None:
+        return None
+    path = Path(os.fsdecode(err.filename))
+    for part in [path, *path.parents]:
+        if part.exists():
+            return (f"{part} is a file, not a folder: {path} cannot be made there"
+                    if not part.is_dir() else None)
+    return None
+
+
 def run_command(make_parser, argv=None):
     """Build the parser (make_parser(): its imports too), parse and run a command
     line whose subcommands set `handler`: a bad value ends in argparse's one
@@ -100,7 +115,7 @@ def run_command(make_parser, argv=None):
             return exit.code
         args.handler(args)
     except (OSError, ValueError, RuntimeError) as err:   # CaffeMissing, Diverged, Busy too
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {path_problem(err) or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: what was finished is kept; the same command resumes",

@@ -18,6 +18,11 @@ def atomic(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None and os.fspath(err.filename) == os.fspath(tmp):
+            # The error names the file the person asked for, not our temporary one.
+            raise type(err)(err.errno, err.strerror, os.fspath(path)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -16,14 +16,17 @@ def open_review(source, labels, classes=None, export=None):
     from .sources import open_source
     from .store import Store, refuse_export
     source = open_source(source)
+    given_export = export is not None
     classes = review_classes(source, classes)
     labels = Path(labels)
-    export = Path(export) if export else labels.with_name(labels.stem + ".labels.csv")
-    source.check_output(export, "--export")
+    # --labels first: a default export beside it would be refused for its reason.
     if not labels.exists():
         source.check_output(labels, "--labels")
-        if export.exists():              # a new store has written no export yet
-            refuse_export(export)
+    export = Path(export) if export else labels.with_name(labels.stem + ".labels.csv")
+    source.check_output(export, "--export" if given_export else
+                        "the export (beside --labels by default; --export names another)")
+    if not labels.exists() and export.exists():    # a new store has written no export yet
+        refuse_export(export)
     store = Store(labels)
     try:
         store.check_export(export)

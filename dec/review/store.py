@@ -66,6 +66,9 @@ def check_store(path):
     """An existing file as a review store: one `dec review` made (its
     application_id, or the tables of a store made before it had one); read
     only, so a refused file is left exactly as it was."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise ValueError(f"{path} is an empty file, not a review store: name a new file for "
+                         "--labels (it is left untouched)")
     try:
         con = sqlite3.connect(f"file:{Path(path).absolute()}?mode=ro", uri=True)
         try:

@@ -150,3 +150,17 @@ def test_a_json_file_of_ours_that_is_not_an_object_is_one_line_naming_it(tmp_pat
     with pytest.raises(ValueError, match="stages.json"):
         files.read_json(path)
     assert files.read_json(tmp_path / "missing.json", {}) == {}
+
+
+def test_errors_name_the_path_the_person_gave_not_ours(tmp_path, capsys):
+    """"[Errno 17] File exists" when a part of --out is a file; our temporary
+    names (out.csv.tmp.csv) in errors."""
+    (tmp_path / "afile").write_text("mine")
+    assert data_main(["data", "digits", "--out", str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in err and "Errno" not in err
+    assert (tmp_path / "afile").read_text() == "mine"
+    target = tmp_path / "missing" / "out.csv"
+    with pytest.raises(FileNotFoundError) as caught:
+        files.write_text(target, "a,b\n")
+    assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)

@@ -398,7 +398,7 @@ def test_a_store_is_new_or_one_review_made(tmp_path, run_dir):
     empty.write_bytes(b"")
     for path in (manifest, foreign, empty):
         before = path.read_bytes()
-        with pytest.raises(ValueError, match="did not make"):
+        with pytest.raises(ValueError, match="an empty file" if path == empty else "did not make"):
             open_review(run_dir, path, export=tmp_path / "x.csv")
         assert path.read_bytes() == before
         result = subprocess.run([sys.executable, "-m", "dec", "export-labels", str(path),
@@ -507,3 +507,21 @@ def test_an_unfinished_dec_run_or_a_train_run_is_not_offered_as_photos(run_dir, 
         with pytest.raises(ValueError, match=message):
             sources.open_source(folder)
         assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_store_among_the_photos_or_an_empty_one_is_refused_for_what_it_is(tmp_path):
+    """--labels photos/store.sqlite was refused as an --export nobody typed; an
+    empty file was "an SQLite file dec review did not make"."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from PIL import Image
+    Image.new("RGB", (30, 20)).save(photos / "a.jpg")
+    with pytest.raises(ValueError, match="^--labels .*store.sqlite is inside"):
+        open_review(photos, photos / "store.sqlite")
+    with pytest.raises(ValueError, match="^--export .*out.csv is inside"):
+        open_review(photos, tmp_path / "store.sqlite", export=photos / "out.csv")
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.sqlite is an empty file, not a review store"):
+        open_review(photos, tmp_path / "empty.sqlite")
+    assert (tmp_path / "empty.sqlite").read_bytes() == b""
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
