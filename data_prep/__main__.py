@@ -156,7 +156,8 @@ def do_resize(a):
 def do_prepare(a):
     from . import image_datasets as ds
     items = ds.select(labels_of(a), a.mode, a.classes, a.positive)
-    info = ds.prepare(items, a.out, a.split, a.seed, a.backend, shuffle=not a.class_order)
+    info = ds.prepare(items, a.out, a.split, a.seed, a.backend, shuffle=not a.class_order,
+                      inputs=[folder for folder in (a.tree, a.prefixes) if folder])
     for split, counts in info["counts"].items():
         print(f"{split:5s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"databases and mean image in {a.out}")

@@ -107,10 +107,11 @@ def readable_by_caffe(path):
 
 
 def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="leveldb",
-            log=print, shuffle=True):
+            log=print, shuffle=True, inputs=()):
     """Split, then Caffe image databases (convert_imageset: 256x256, encoded)
     and the mean image (compute_image_mean). Unreadable images are reported
-    and left out. Writes dataset.json with the classes and counts."""
+    and left out. Writes dataset.json with the classes and counts. inputs:
+    folders read besides the images' own (a --tree root), never written into."""
     unlabelled = sum(1 for _, label in items if not label)
     if unlabelled:
         raise ValueError(f"{unlabelled} images have no label; label them first")
@@ -118,7 +119,7 @@ def prepare(items, out_dir, ratios=SPLITS["80/10/10"], seed=1234, backend="level
     out_dir = Path(out_dir).absolute()
     # Built beside and swapped in whole: an interrupt leaves the old dataset;
     # never among the images it reads, never over a folder of someone else's.
-    inputs = {Path(p).resolve().parent for p, _ in items}
+    inputs = {Path(p).resolve().parent for p, _ in items} | {Path(p).resolve() for p in inputs}
     with building(out_dir, inputs=inputs, replaces=is_prepared) as partial:
         return _prepare(items, partial, ratios, seed, backend, log, shuffle)
 

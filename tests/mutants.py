@@ -40,12 +40,16 @@ TESTS = {
                             "tests/data_prep/test_reliability.py"],
     "data_prep/image_datasets.py": ["tests/data_prep/test_labels.py",
                                     "tests/data_prep/test_safety.py",
-                                    "tests/data_prep/test_reliability.py"],
-    "data_prep/checks.py": ["tests/data_prep/test_safety.py", "tests/dec/test_review.py"],
-    "data_prep/files.py": ["tests/data_prep/test_safety.py", "tests/data_prep/test_reliability.py"],
+                                    "tests/data_prep/test_reliability.py",
+                                    "tests/data_prep/test_outputs.py"],
+    "data_prep/checks.py": ["tests/data_prep/test_safety.py", "tests/dec/test_review.py",
+                            "tests/dec/test_cli.py"],
+    "data_prep/files.py": ["tests/data_prep/test_safety.py", "tests/data_prep/test_reliability.py",
+                           "tests/data_prep/test_outputs.py"],
     "data_prep/sizes.py": ["tests/data_prep/test_labels.py", "tests/data_prep/test_safety.py"],
     "data_prep/db.py": ["tests/data_prep/test_db.py", "tests/data_prep/test_reliability.py"],
-    "data_prep/datasets.py": ["tests/data_prep/test_db.py", "tests/data_prep/test_safety.py"],
+    "data_prep/datasets.py": ["tests/data_prep/test_db.py", "tests/data_prep/test_safety.py",
+                              "tests/data_prep/test_mnist5k.py", "tests/data_prep/test_mnist.py"],
     "data_prep/images.py": ["tests/data_prep/test_reliability.py", "tests/data_prep/test_safety.py",
                             "tests/data_prep/test_features.py"],
     "dec/multi_t.py": ["tests/dec/test_metrics.py"],
@@ -57,9 +61,44 @@ TESTS = {
     "dec/review/app.py": ["tests/dec/test_review.py"],
     "dec/review/static/review.js": ["tests/dec/test_review.py", "tests/dec/test_review_browser.py"],
     "dec/caffenet/train.py": ["tests/dec/test_caffenet.py"],
-    "dec/caffenet/nets.py": ["tests/dec/test_caffenet.py"],
+    "dec/caffenet/nets.py": ["tests/dec/test_caffenet.py", "tests/dec/test_nets_text.py"],
     "docker/gpu_check.py": ["tests/docker/test_gpu_bundle.py"],
+    "dec/experiments.py": ["tests/dec/test_experiments.py", "tests/data_prep/test_mnist.py"],
+    "dec/sweep.py": ["tests/dec/test_experiments.py"],
+    "dec/nets.py": ["tests/dec/test_nets_text.py", "tests/dec/test_cli.py"],
+    "dec/cluster.py": ["tests/dec/test_nets_text.py"],
+    "dec/pipeline.py": ["tests/dec/test_cli.py"],
+    "dec/compare.py": ["tests/dec/test_experiments.py", "tests/dec/test_cli.py"],
+    "dec/__main__.py": ["tests/dec/test_cli.py"],
+    "data_prep/__main__.py": ["tests/data_prep/test_safety.py", "tests/data_prep/test_outputs.py"],
+    "dec/review/thumbs.py": ["tests/dec/test_review.py"],
 }
+# Every module of the packages has tests above and mutants below, or says here
+# why not: `make mutants` stops (exit 2) on a module in neither.
+NOT_MUTATED = {
+    **{m: "docstring only" for m in ("data_prep/__init__.py", "dec/__init__.py",
+                                     "data_prep/bench/__init__.py",
+                                     "dec/caffenet/__init__.py", "dec/bench/__init__.py",
+                                     "data_prep/photos/__init__.py")},
+    **{m: "a benchmark (make bench-*): measured, not a product path" for m in (
+        "dec/bench/caffenet.py", "dec/bench/dec.py", "dec/bench/layer.py",
+        "dec/bench/ptdec_mnist5k.py", "dec/bench/review.py", "dec/bench/torch_reference.py",
+        "data_prep/bench/features.py", "data_prep/bench/fetch.py")},
+    **{m: "its tests need Caffe (minutes a mutant): not yet in this fast run" for m in (
+        "dec/autoencoder.py", "dec/solve.py", "dec/engine.py", "dec/demo.py", "dec/export.py",
+        "dec/caffenet/classify.py", "data_prep/feature_data.py", "data_prep/caffe_tools.py",
+        "data_prep/datum.py", "data_prep/photos/manifest.py", "data_prep/photos/fetch.py",
+        "docker/gpu_bundle_files.py")},
+}
+MODULE_ROOTS = ("data_prep", "dec", "docker")
+
+
+def unlisted(mutants):
+    """Modules with neither tests and a mutant nor a reason in NOT_MUTATED."""
+    mutated = {m.file for m in mutants}
+    modules = sorted(str(p.relative_to(REPO)) for root in MODULE_ROOTS
+                     for p in (REPO / root).rglob("*.py"))
+    return [m for m in modules if m not in NOT_MUTATED and not (m in TESTS and m in mutated)]
 
 
 @dataclass
@@ -267,9 +306,9 @@ MUTANTS = [
       "accepting a page overwrites reviewed images"),
     M("dec/review/session.py", "        self.sync()                       # another server",
       "        pass  # ", "an item's label stale across servers"),
-    M("dec/review/__init__.py", "        if export.exists():              # a new store",
-      "        if False:              # a new store", "a new store overwrites an existing file"),
-    M("dec/review/app.py", '    app.config["TRUSTED_HOSTS"] = trusted_hosts(host)',
+    M("dec/review/__init__.py", "    if not labels.exists() and export.exists():",
+      "    if False:", "a new store overwrites an existing file"),
+    M("dec/review/app.py", '    app.config["TRUSTED_HOSTS"] = trusted_hosts(host, allowed_hosts)',
       "    pass", "any Host answered (DNS rebinding)"),
     M("dec/review/app.py", "script-src 'self';", "script-src 'self' 'unsafe-inline';",
       "inline script allowed"),
@@ -303,6 +342,109 @@ MUTANTS = [
       "(cublas|cublasLt|curand|cuda|nvblas)", "cudart carried though the machine has it"),
     M("docker/gpu_check.py", "            elif m := LDD_VERSION.search(line):",
       "            elif False:", "a missing glibc symbol version goes unseen"),
+    # ---- #25: the check's own verdicts and bounds ------------------------------------------
+    M("docker/gpu_check.py", 'GTEST_CASES = {"cpu": {"0", "1"}, "gpu": {"2", "3"}}',
+      'GTEST_CASES = {"cpu": {"0", "1"}, "gpu": {"0", "1"}}', "CPU cases pass for the GPU"),
+    M("docker/gpu_check.py", "    ok = (code == 0 and passed is not None and int(passed[1]) > 0 and not failed",
+      "    ok = (code == 0 and passed is not None and int(passed[1]) > 0",
+      "a FAILED line with exit 0 passes"),
+    M("docker/gpu_check.py", '        return float("nan")\n', "        return 0.0\n",
+      "a loss spelled NaN reads as 0"),
+    M("docker/gpu_check.py", "        if not (value > 0 and value != float(\"inf\"))",
+      "        if not (value != float(\"inf\"))", "--rtol 0 or negative accepted"),
+    # ---- the registry, its record and the README table ----------------------------------------
+    M("dec/experiments.py", '"minutes": round(results["timings"]["total_s"] / 60, 1)',
+      '"minutes": round(results["timings"]["total_s"] / 100, 1)', "minutes misreckoned"),
+    M("dec/experiments.py", '"rounds": results["rounds"], "converged": results["converged"],',
+      '"rounds": results["rounds"], "converged": True,', "converged always recorded"),
+    M("dec/experiments.py", '"commit": made_at or results.get("commit") or commit(),',
+      '"commit": commit(),', "the commit the run started at is lost"),
+    M("dec/experiments.py", "f\"{ours['rounds']} rounds{'' if ours['converged'] else ', not converged'})\"",
+      "f\"{ours['rounds']} rounds)\"", "not converged left out of the README"),
+    M("dec/experiments.py", "    top = max(summary, key=lambda r: r[\"acc\"])",
+      "    top = summary[-1]", "the sweep's best is not the best"),
+    M("dec/experiments.py", '    flag = {"mnist": "--mnist-dir", "stl": "--stl-dir", "photos": "--photos"}.get(e.data)',
+      '    flag = {"stl": "--stl-dir", "photos": "--photos"}.get(e.data)', "reproduce mnist ignores --input"),
+    M("dec/experiments.py", '"mnist", PAPER_LAMBDAS, (1234,)', '"mnist", PAPER_LAMBDAS[1:], (1234,)',
+      "the sweep leaves out λ = 10"),
+    M("dec/sweep.py", '            entry[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan',
+      '            entry[f"{key}_sd"] = float(values.std(ddof=0)) if len(values) > 1 else math.nan',
+      "population sd for a sample of seeds"),
+    M("dec/sweep.py", "sched.override(update_interval=lam, seed=seed)",
+      "sched.override(update_interval=lam)", "every seed runs the same seed"),
+    M("dec/sweep.py", "experiment=sweep.name, class_folders=False)",
+      "experiment=sweep.name, class_folders=True)", "a sweep writes 70 000 images a run"),
+    M("dec/sweep.py", '        first = next(csv.DictReader(f))', '        first = list(csv.DictReader(f))[-1]',
+      "AE + k-means read from the last round"),
+    M("dec/sweep.py", '        mark += " (dec.py\'s)" if r["lambda"] == sweep.marked else ""',
+      '        mark += ""', "dec.py's λ not marked"),
+    M("dec/sweep.py", "PAPER_LAMBDAS = tuple(10 * 2 ** i for i in range(9))",
+      "PAPER_LAMBDAS = tuple(10 * 2 ** i for i in range(8))", "the paper's λ = 2560 left out"),
+    # ---- nets: the text each setting writes ------------------------------------------------
+    M("dec/nets.py", "num_center: {n_clusters} alpha: {sched.alpha} lambda", "num_center: {n_clusters} "
+      "alpha: 1 lambda", "the net's alpha is not the schedule's"),
+    M("dec/cluster.py", "q, _ = multi_t.soft_assignment(features, centres, alpha=self.sched.alpha)",
+      "q, _ = multi_t.soft_assignment(features, centres)", "Python assigns at alpha 1"),
+    M("dec/caffenet/nets.py", 'f"weight_decay: {solver.weight_decay}", f"snapshot: {solver.snapshot}",',
+      'f"weight_decay: {solver.weight_decay}", f"snapshot: {solver.test_interval}",',
+      "snapshot written from test_interval (equal defaults)"),
+    M("dec/caffenet/nets.py", 'f"random_seed: {solver.seed}"]', 'f"random_seed: 1234"]',
+      "the seed is fixed"),
+    # ---- stages and rounds --------------------------------------------------------------------
+    M("dec/pipeline.py", "        if not finished[stage]:", "        if False:",
+      "an unfinished stage binds the next command's options"),
+    M("dec/pipeline.py", "            if made_by_it:\n", "            if False:\n",
+      "an unfinished stage is redone without a word"),
+    # ---- files: the output rule and the swap -------------------------------------------------
+    M("data_prep/files.py", "    if path.exists() and not ours(path):", "    if False:",
+      "a named figure replaces a file not ours"),
+    M("data_prep/files.py", '            return image.format == "PNG" and image.info.get("Software") == FIGURE_SOFTWARE',
+      '            return image.format == "PNG"', "any PNG counts as ours"),
+    M("data_prep/files.py", "    if not (replaces and path.is_dir() and replaces(path)):\n        _check_new(path)",
+      "    _check_new(path)", "a dataset cannot be prepared again"),
+    M("data_prep/files.py", "            raise type(err)(err.errno, err.strerror, os.fspath(path)) from None",
+      "            raise", "errors name our temporary file"),
+    M("data_prep/image_datasets.py", "        entry.name in PREPARED for entry in folder.iterdir())",
+      "        True for entry in folder.iterdir())", "a person's notes in a dataset are swapped away"),
+    M("data_prep/image_datasets.py", "    inputs = {Path(p).resolve().parent for p, _ in items}",
+      "    inputs = set()", "prepare writes among the photos"),
+    # ---- ranges and messages -------------------------------------------------------------------
+    M("data_prep/checks.py", "CAFFE_INT_MAX = 2 ** 31 - 1", "CAFFE_INT_MAX = 2 ** 32 - 1",
+      "iterations past int32 reach Caffe"),
+    M("data_prep/checks.py", "    if value >= 1:\n", "    if value > 1:\n",
+      "--corrupt 1 drops every input"),
+    M("data_prep/checks.py", "IMAGE_SIDE_MAX = 4096", "IMAGE_SIDE_MAX = 10 ** 6",
+      "unbounded image sizes"),
+    M("data_prep/datasets.py", "    if md5 and hashlib.md5(raw).hexdigest() != md5:",
+      "    if False:", "MNIST's content is not checked"),
+    M("data_prep/datasets.py", '        gzipped = f.read(2) == b"\\x1f\\x8b"',
+      '        gzipped = path.suffix == ".gz"', "a gzip is known by its name only"),
+    M("data_prep/datasets.py", "    order = np.random.RandomState(seed).permutation(len(raw))\n    images = raw[order, :-1]",
+      "    order = np.random.RandomState(seed + 1).permutation(len(raw))\n    images = raw[order, :-1]",
+      "mnist5k in another permutation"),
+    M("data_prep/datasets.py", "    images = raw[order, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)",
+      "    images = raw[order, :-1].astype(np.uint8).reshape(-1, 28, 28, 1).transpose(0, 2, 1, 3)",
+      "mnist5k's digits transposed"),
+    M("data_prep/photos/download.py", '            return "connection refused"', '            return "timeout"',
+      "a refused connection recorded as a timeout"),
+    M("data_prep/photos/download.py", "    if isinstance(err, errors.NameResolutionError):",
+      "    if False:", "a DNS failure recorded as something else"),
+    M("dec/review/app.py", "        names = set(LOOPBACK) | machine_names()", "        names = {host}",
+      "--host 0.0.0.0 answers no browser"),
+    M("dec/review/sources.py", '    if any((path / marker).exists() for marker in ("stages.json", "dec/state.json")):',
+      "    if False:", "an unfinished run's figures offered as photos"),
+    M("dec/review/store.py", "    if Path(path).is_file() and Path(path).stat().st_size == 0:",
+      "    if False:", "an empty file called foreign SQLite"),
+    M("data_prep/images.py", '    return "\\n" not in name and "\\r" not in name',
+      "    return True", "a file name with a line break is listed"),
+    M("dec/review/thumbs.py", "THUMB_SIDE = 192", "THUMB_SIDE = 64", "thumbnails of another size"),
+    M("dec/compare.py", '             + ("" if recipe == "paper" else " (NOT DEC\'s schedule)"), "",',
+      '             , "",', "a non-faithful run's comparison does not say so"),
+    M("dec/__main__.py", '    g.add_argument("--pretrain-iter", type=caffe_count,',
+      '    g.add_argument("--pretrain-iter", type=int,', "iterations unchecked"),
+    M("data_prep/__main__.py", '    if a.png:                 # before the survey: a refused name costs no time\n'
+      '        check_output_file(a.png, folders)\n', "",
+      "survey --png unchecked before the survey"),
 ]
 
 
@@ -355,6 +497,11 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a mutant's tests "
                         "may take (a hang, e.g. an uncapped wait, counts as caught)")
     args = parser.parse_args(argv)
+    missing = unlisted(MUTANTS)
+    if missing:
+        print("modules with neither tests and a mutant here nor a reason in NOT_MUTATED:\n  "
+              + "\n  ".join(missing))
+        return 2
     chosen = [m for m in MUTANTS if not args.only or args.only in m.file or args.only in m.what]
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="heobs-mutants-") as tmp:

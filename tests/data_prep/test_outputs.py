@@ -56,14 +56,17 @@ def test_prepare_refuses_a_folder_of_the_users_own_files(tmp_path, monkeypatch):
     assert snapshot(out) == before
 
 
-def test_prepare_never_writes_among_the_photos_it_reads(tmp_path, monkeypatch):
+def test_prepare_never_writes_among_the_photos_it_reads(tmp_path, monkeypatch, capsys):
     fake_tools(monkeypatch)
-    make_images(tmp_path / "shapes", per_class=4, prefixes=False)
+    make_images(tmp_path / "shapes", per_class=10, prefixes=False)
     before = snapshot(tmp_path / "shapes")
     for out in (tmp_path / "shapes" / "being", tmp_path / "shapes" / "new", tmp_path):
         assert data_main(["prepare", "--tree", str(tmp_path / "shapes"), "--out",
                           str(out)]) == 2
+        assert "overlaps the input" in capsys.readouterr().err
     assert snapshot(tmp_path / "shapes") == before
+    assert data_main(["prepare", "--tree", str(tmp_path / "shapes"), "--out",
+                      str(tmp_path / "ds")]) == 0            # beside them: fine
 
 
 def test_prepare_again_swaps_the_dataset_whole_and_an_interrupt_keeps_the_old(tmp_path,
@@ -132,11 +135,18 @@ def test_a_named_figure_never_replaces_a_file_not_ours_nor_lands_in_an_input(tmp
     assert not files.is_our_figure(tmp_path / "photo.png")
 
 
-def test_survey_png_is_refused_before_the_survey_over_a_photo(tmp_path, capsys):
+def test_survey_png_is_refused_before_the_survey_over_a_photo(tmp_path, capsys, monkeypatch):
+    from data_prep import sizes
     photos = tmp_path / "photos"
     items_of(photos, 3)
     before = (photos / "0.jpg").read_bytes()
+    real_survey = sizes.survey
+
+    def not_before_the_check(*args, **kw):
+        raise AssertionError("the survey ran before --png was checked")
+    monkeypatch.setattr(sizes, "survey", not_before_the_check)
     assert data_main(["survey", str(photos), "--png", str(photos / "0.jpg")]) == 2
+    monkeypatch.setattr(sizes, "survey", real_survey)
     assert "lies in the input" in capsys.readouterr().err
     assert (photos / "0.jpg").read_bytes() == before
     assert data_main(["survey", str(photos), "--png", str(tmp_path / "sizes.png")]) == 0

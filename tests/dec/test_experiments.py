@@ -70,7 +70,7 @@ def test_reproduce_runs_the_registrys_schedule_and_compares(tmp_path, monkeypatc
         seen.update(name=name, run_dir=run_dir, sched=sched, **kw)
         results = {"dataset": name, "source": "mnist", "experiment": kw["experiment"],
                    "metrics": {"acc": 0.7, "nmi": 0.6}, "schedule": sched.as_dict(),
-                   "recipe": nets.recipe_of(sched), "rounds": 4, "converged": True,
+                   "recipe": nets.recipe_of(sched), "rounds": 4, "converged": False,
                    "timings": {"total_s": 120}, "confusion_table": "t", "samples": 5000}
         (Path(run_dir) / "dec").mkdir(parents=True)
         (Path(run_dir) / "results.json").write_text(json.dumps(results))
@@ -94,9 +94,10 @@ def test_reproduce_runs_the_registrys_schedule_and_compares(tmp_path, monkeypatc
                                measured, made_at="abc1234")
     assert entry["acc"] == 0.7 and entry["recipe"] == "fast" and entry["commit"] == "abc1234"
     assert (entry["kmeans_acc"], entry["kmeans_nmi"]) == (0.55, 0.5)     # round 0
+    assert (entry["minutes"], entry["converged"], entry["rounds"]) == (2.0, False, 4)
     table = experiments.results_table(measured)
     assert "| mnist5k-fast |" in table and "**0.700** / 0.600" in table
-    assert "AE + k-means 0.550" in table
+    assert "(2 min, 4 rounds, not converged); AE + k-means 0.550" in table
 
 
 def test_a_sweep_reuses_one_autoencoder_and_reports_mean_and_sd_per_lambda(tmp_path,
@@ -110,7 +111,7 @@ def test_a_sweep_reuses_one_autoencoder_and_reports_mean_and_sd_per_lambda(tmp_p
     (tmp_path / "runs" / "mnist").mkdir(parents=True)
     (tmp_path / "runs" / "mnist" / "autoencoder.caffemodel").write_bytes(b"ae")
     made = []
-    scores = {(40, 1): 0.80, (40, 2): 0.84, (160, 1): 0.86, (160, 2): 0.86}
+    scores = {(40, 1): 0.88, (40, 2): 0.92, (160, 1): 0.86, (160, 2): 0.86}
 
     def fake_run(name, data_dir, run_dir, sched, **kw):
         made.append((sched.update_interval, sched.seed, kw["autoencoder_file"],
@@ -136,17 +137,19 @@ def test_a_sweep_reuses_one_autoencoder_and_reports_mean_and_sd_per_lambda(tmp_p
                     (160, 1, ae, False, 50000), (160, 2, ae, False, 50000)]
     assert len(rows) == 4
     per = {r["lambda"]: r for r in sweep.summary(rows)}
-    assert per[40]["acc_sd"] == pytest.approx(0.0282843, rel=1e-4)        # sd of 0.80, 0.84
+    assert per[40]["acc"] == pytest.approx(0.90)
+    assert per[40]["acc_sd"] == pytest.approx(0.0282843, rel=1e-4)        # sd of 0.88, 0.92
     assert per[160]["acc_sd"] == pytest.approx(0.0) and per[160]["kmeans_acc"] == pytest.approx(0.765)
     text = (tmp_path / "runs" / "t" / "sweep.md").read_text()
-    assert "| 40 | 2 | 0.8200 ± 0.0283 |" in text
-    assert "| 160 (best) (dec.py's) | 2 | 0.8600 ± 0.0000 |" in text
-    assert "Best: λ = 160, accuracy 0.8600 (mean of 2 seeds); DEC paper 0.843" in text
+    assert "| 40 (best) | 2 | 0.9000 ± 0.0283 |" in text
+    assert "| 160 (dec.py's) | 2 | 0.8600 ± 0.0000 |" in text
+    assert "Best: λ = 40, accuracy 0.9000 (mean of 2 seeds); DEC paper 0.843" in text
     assert files.is_our_figure(tmp_path / "runs" / "t" / "sweep.png")
     assert len((tmp_path / "runs" / "t" / "sweep.csv").read_text().splitlines()) == 5
     table = experiments.results_table(measured)
-    assert "| t | DEC paper 0.843 | best λ 160: **0.8600 ± 0.0000** / 0.7600 ± 0.0000 " \
-           "(2 seeds); 2 λ from 40 to 160 |" in table
+    assert "| t | DEC paper 0.843 | best λ 40: **0.9000 ± 0.0283** / 0.8000 ± 0.0283 " \
+           "(2 seeds); dec.py's λ 160: **0.8600 ± 0.0000** / 0.7600 ± 0.0000 (2 seeds); " \
+           "2 λ from 40 to 160 |" in table
 
 
 def test_the_readme_results_table_is_the_registrys():
@@ -155,3 +158,11 @@ def test_the_readme_results_table_is_the_registrys():
     table = experiments.results_table()
     assert table in readme, "README's results table is stale: python -m dec results-table"
     assert len(re.findall(r"^\| experiment \|", readme, re.M)) == 1
+
+
+def test_the_sweeps_are_the_papers_protocol():
+    """Xie et al. 2016 §5: λ = 10·2^i, i = 0…8 on one autoencoder; dec.py's 160 marked."""
+    lam = experiments.SWEEPS["mnist-lambda"]
+    assert lam.lambdas == (10, 20, 40, 80, 160, 320, 640, 1280, 2560) and lam.base == "mnist"
+    seeds = experiments.SWEEPS["mnist-seeds"]
+    assert seeds.lambdas == (160,) and len(set(seeds.seeds)) >= 3 and seeds.marked == 160

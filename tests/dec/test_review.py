@@ -525,3 +525,13 @@ def test_a_store_among_the_photos_or_an_empty_one_is_refused_for_what_it_is(tmp_
         open_review(photos, tmp_path / "empty.sqlite")
     assert (tmp_path / "empty.sqlite").read_bytes() == b""
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
+
+
+def test_thumbnails_are_192_pixels_on_their_long_side(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (400, 300), (200, 10, 10)).save(tmp_path / "big.jpg")
+    Image.new("RGB", (60, 90)).save(tmp_path / "small.png")
+    with Image.open(thumbs.thumbnail(tmp_path / "big.jpg", tmp_path / "cache")) as small:
+        assert small.size == (192, 144)
+    with Image.open(thumbs.thumbnail(tmp_path / "small.png", tmp_path / "cache")) as small:
+        assert max(small.size) <= 192
