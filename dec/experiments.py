@@ -187,7 +187,11 @@ def for_results(results):
 
 
 def machine():
-    """The machine in a few words: CPU model, cores, BLAS kernel."""
+    """The machine in a few words: CPU model, cores, and the kernel family of
+    the OpenBLAS Caffe runs with (not NumPy's own, which may differ)."""
+    import os
+
+    from data_prep.caffe_tools import blas_core
     model = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -196,15 +200,7 @@ def machine():
                 break
     except OSError:
         pass
-    import os
-    kernel = "?"
-    try:
-        from threadpoolctl import threadpool_info
-        kernel = next((i.get("architecture") for i in threadpool_info()
-                       if i.get("internal_api") == "openblas"), "?")
-    except Exception:
-        pass
-    return f"{model}, {os.cpu_count()} cores, OpenBLAS {kernel}"
+    return f"{model}, {os.cpu_count()} cores, OpenBLAS {blas_core()}"
 
 
 def commit():

