@@ -66,3 +66,12 @@ def make_dec_run(folder, clusters=3, per_cluster=12, seed=0):
         {"dataset": "toy", "clusters": clusters, "samples": n,
          "outputs": {"classes": str(folder / "classes_toy")}}))
     return folder
+
+
+def ctrl_c_able():
+    """Popen's options for a child that a test stops with SIGINT: Ctrl-C
+    reaches it even when the test run itself started with SIGINT ignored (a
+    background job of a non-interactive shell passes SIG_IGN down, and Python
+    then installs no KeyboardInterrupt handler)."""
+    import signal
+    return {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}

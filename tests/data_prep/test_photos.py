@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from data_prep import photos
+from tests.helpers import ctrl_c_able
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -395,7 +396,7 @@ def test_ctrl_c_stops_fetch_at_once_and_keeps_what_finished(server, tmp_path):
            "--base-url", base, "--concurrency", "4", "--timeout", "60", "--quiet",
            "--out", str(tmp_path / "out")]
     victim = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, **ctrl_c_able())
     deadline = time.monotonic() + 120
     while sum(map(len, PhotoServer.requests.values())) < 10 and time.monotonic() < deadline:
         time.sleep(0.02)                               # waits for a condition, bounded

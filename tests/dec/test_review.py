@@ -17,7 +17,7 @@ from dec.review import open_review, sources, thumbs
 from dec.review.app import create_app
 from dec.review.session import Review
 from dec.review.store import UNSURE, Store
-from tests.helpers import make_dec_run, make_images
+from tests.helpers import ctrl_c_able, make_dec_run, make_images
 
 CLASSES = ["heritage", "being", "scenery", "other"]
 
@@ -280,7 +280,8 @@ def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(run_dir, tmp_path):
     import urllib.request
     server = subprocess.Popen([sys.executable, "-m", "dec", "review", str(run_dir), "--labels",
                                str(tmp_path / "s.sqlite"), "--port", "0"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              **ctrl_c_able())
     try:
         lines = [server.stdout.readline(), server.stdout.readline()]
         assert "36 images in 3 groups" in lines[0]
