@@ -70,7 +70,8 @@ def building(path, inputs=(), replaces=None):
     for source in inputs:
         if overlaps(path, source):
             raise ValueError(f"{path} overlaps the input {source}: write into a new folder")
-    _finish_swap(path)
+    if replaces:
+        _finish_swap(path, replaces)
     if not (replaces and path.is_dir() and replaces(path)):
         _check_new(path)
     partial = path.with_name(path.name + ".partial")
@@ -115,10 +116,14 @@ def _swapped(path):
     return path.with_name(path.name + ".replaced")
 
 
-def _finish_swap(path):
+def _finish_swap(path, ours):
     """After an interrupted swap: the old folder back if the new one is not in
-    place, else the old one removed."""
+    place, else the old one removed; a <path>.replaced that is not one of ours
+    (ours(folder) false) is refused and left alone."""
     old = _swapped(path)
+    if old.exists() and not (old.is_dir() and ours(old)):
+        raise ValueError(f"{old} exists and was not made by this tool: move it away (it is "
+                         "left untouched)")
     if old.is_dir():
         if path.exists():
             shutil.rmtree(old)

@@ -104,6 +104,14 @@ def test_a_swap_cut_between_its_two_renames_is_finished_by_the_next_build(tmp_pa
         (partial / "dataset.json").write_text('{"new": 1}')
     assert (out / "dataset.json").read_text() == '{"new": 1}'
     assert not (tmp_path / "ds.replaced").exists()
+    mine = tmp_path / "ds.replaced"                  # a person's folder of that name
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="ds.replaced exists and was not made by this tool"):
+        with files.building(out, replaces=image_datasets.is_prepared):
+            pass
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert (out / "dataset.json").read_text() == '{"new": 1}'
 
 
 def figure():
