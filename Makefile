@@ -91,7 +91,7 @@ test-fast: install
 
 # Planted bugs, one at a time in a copy of the packages (tests/mutants.py):
 # prints the survivors and the share caught; fails below MUTANTS_MIN percent.
-MUTANTS_MIN ?= 85
+MUTANTS_MIN ?= 90
 mutants: install
 	$(PY) tests/mutants.py --min $(MUTANTS_MIN) $(if $(ONLY),--only "$(ONLY)")
 

@@ -67,6 +67,10 @@ def test_prepare_never_writes_among_the_photos_it_reads(tmp_path, monkeypatch, c
     assert snapshot(tmp_path / "shapes") == before
     assert data_main(["prepare", "--tree", str(tmp_path / "shapes"), "--out",
                       str(tmp_path / "ds")]) == 0            # beside them: fine
+    items = items_of(tmp_path / "listed", 10)                # a labels CSV's photos
+    with pytest.raises(ValueError, match="overlaps the input"):
+        image_datasets.prepare(items, tmp_path / "listed" / "ds", log=lambda *a: None)
+    assert not (tmp_path / "listed" / "ds").exists()
 
 
 def test_prepare_again_swaps_the_dataset_whole_and_an_interrupt_keeps_the_old(tmp_path,

@@ -77,6 +77,11 @@ GTEST_OK_LINES = "".join(f"[       OK ] MultiTLossLayerTest/{i}.TestForward (1 m
     ("[       OK ] MultiTLossLayerTest/2.TestGradient (3 ms)\n"
      "[  FAILED  ] MultiTLossLayerTest/3.TestGradient (3 ms)\n[  PASSED  ] 1 test.\n", 0, "gpu",
      False),
+    # every GPU case has an OK line, and one test of them FAILED all the same
+    ("[       OK ] MultiTLossLayerTest/2.TestGradient (3 ms)\n"
+     "[       OK ] MultiTLossLayerTest/3.TestGradient (3 ms)\n"
+     "[  FAILED  ] MultiTLossLayerTest/3.TestForward (3 ms)\n[  PASSED  ] 2 tests.\n", 0,
+     "gpu", False),
     # only the CPU cases ran: nothing ran on the GPU
     ("[       OK ] MultiTLossLayerTest/0.TestGradient (3 ms)\n"
      "[       OK ] MultiTLossLayerTest/1.TestGradient (3 ms)\n[  PASSED  ] 2 tests.\n", 0, "gpu",
