@@ -138,7 +138,8 @@ def figure(rows, path, sweep):
     ax.set_xlabel("update interval λ (DEC iterations per target update)")
     ax.set_ylabel("score")
     seeds = sorted({r["seed"] for r in rows})
-    ax.set_title(f"{sweep.name}: mean ± sd over seeds {', '.join(map(str, seeds))}",
+    ax.set_title(f"{sweep.name}: " + (f"mean ± sd over seeds {', '.join(map(str, seeds))}"
+                                      if len(seeds) > 1 else f"one run per λ (seed {seeds[0]})"),
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
