@@ -8,6 +8,7 @@ reproduce-NAME) makes the data if missing, runs, and writes
 machine to dec/measured.json, from which `python -m dec results-table` makes
 the README's results table (a test keeps the two equal).
 """
+import math
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -252,7 +253,9 @@ def record_sweep(sweep, rows, path=None):
     path = path or MEASURED
     measured = read_json(path, {})
     measured[sweep.name] = {
-        "sweep": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+        # An sd of one run is not a number: null in the JSON.
+        "sweep": [{k: (None if isinstance(v, float) and math.isnan(v) else
+                       round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                   for r in sweeps.summary(rows)],
         "commit": commit(), "machine": machine(), "python": platform.python_version()}
     write_json(path, dict(sorted(measured.items())))
@@ -290,9 +293,12 @@ def sweep_cell(summary, w):
     from .sweep import mean_sd
     nan = float("nan")
 
+    def sd(r, key):
+        return nan if r.get(key) is None else r[key]
+
     def cell(r):
-        return (f"λ {r['lambda']}: **{mean_sd(r['acc'], r.get('acc_sd', nan))}** / "
-                f"{mean_sd(r['nmi'], r.get('nmi_sd', nan))} ({r['n']} seed{'s' * (r['n'] > 1)})")
+        return (f"λ {r['lambda']}: **{mean_sd(r['acc'], sd(r, 'acc_sd'))}** / "
+                f"{mean_sd(r['nmi'], sd(r, 'nmi_sd'))} ({r['n']} seed{'s' * (r['n'] > 1)})")
     top = max(summary, key=lambda r: r["acc"])
     marked = next((r for r in summary if r["lambda"] == w.marked), None)
     parts = [f"best {cell(top)}"] + ([f"dec.py's {cell(marked)}"] if marked and
