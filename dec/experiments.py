@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.files import read_json
+from data_prep.files import read_json, write_json
 
 from . import nets
 from .sweep import PAPER_LAMBDAS
@@ -226,8 +226,6 @@ def record(name, results, run_dir, path=None, made_at=None):
     """Add a finished run to measured.json (one entry per experiment): its
     scores, AE + k-means (round 0), rounds, minutes, the commit it ran
     (made_at, else its results', else HEAD) and this machine."""
-    from data_prep.files import write_json
-
     from .sweep import kmeans_scores
     m = results["metrics"]
     kmeans = kmeans_scores(run_dir)
@@ -247,8 +245,6 @@ def record(name, results, run_dir, path=None, made_at=None):
 
 def record_sweep(sweep, rows, path=None):
     """A sweep's per-λ summary (mean, sd, n) in measured.json."""
-    from data_prep.files import write_json
-
     from . import sweep as sweeps
     path = path or MEASURED
     measured = read_json(path, {})
@@ -291,14 +287,10 @@ def results_table(path=None):
 def sweep_cell(summary, w):
     """Best λ and dec.py's, mean ± sd over the seeds run."""
     from .sweep import mean_sd
-    nan = float("nan")
-
-    def sd(r, key):
-        return nan if r.get(key) is None else r[key]
 
     def cell(r):
-        return (f"λ {r['lambda']}: **{mean_sd(r['acc'], sd(r, 'acc_sd'))}** / "
-                f"{mean_sd(r['nmi'], sd(r, 'nmi_sd'))} ({r['n']} seed{'s' * (r['n'] > 1)})")
+        return (f"λ {r['lambda']}: **{mean_sd(r['acc'], r.get('acc_sd'))}** / "
+                f"{mean_sd(r['nmi'], r.get('nmi_sd'))} ({r['n']} seed{'s' * (r['n'] > 1)})")
     top = max(summary, key=lambda r: r["acc"])
     marked = next((r for r in summary if r["lambda"] == w.marked), None)
     parts = [f"best {cell(top)}"] + ([f"dec.py's {cell(marked)}"] if marked and

@@ -88,7 +88,8 @@ def best(summary_rows):
 
 
 def mean_sd(mean, sd):
-    return f"{mean:.4f}" + ("" if math.isnan(sd) else f" ± {sd:.4f}")
+    """'0.8619 ± 0.0002'; no sd (None, NaN: one run) shows the mean alone."""
+    return f"{mean:.4f}" + ("" if sd is None or math.isnan(sd) else f" ± {sd:.4f}")
 
 
 def table(rows, sweep):
