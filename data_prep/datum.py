@@ -32,6 +32,13 @@ def _build():
                                   label=getattr(descriptor_pb2.FieldDescriptorProto, label))
         if name == "encoded":
             field.default_value = "false"
+        if name == "float_data":
+            # Written packed (one length-prefixed run of little-endian floats):
+            # Caffe's parser takes a repeated scalar field in either form, the
+            # same values, and a packed run parses as one copy instead of a tag
+            # and a value per float — the Data layer's prefetch thread took a
+            # core from the GEMMs for milliseconds a batch (dec/bench/README.md).
+            field.options.packed = True
     # A private pool: pycaffe registers its own caffe.Datum in the default one.
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)

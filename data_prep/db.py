@@ -18,6 +18,11 @@ import plyvel
 from .datum import Datum
 
 KEY_FORMAT = "{:08}"  # dec.py write_db / update_db
+# Blocks stored as they are, not snappy-compressed (LevelDB's default): the
+# Data layer reads a batch on the training thread (nets.data_layers), and
+# decompressing it took longer than the batch's GEMMs on a small net. Float
+# features shrink by half at most; the disk holds the other half.
+COMPRESSION = None
 
 
 def key(index):
@@ -80,7 +85,7 @@ class Writer:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix=self.path.name + ".tmp-", dir=self.path.parent)
-        self.db = plyvel.DB(self.tmp, create_if_missing=True)
+        self.db = plyvel.DB(self.tmp, create_if_missing=True, compression=COMPRESSION)
         self.batch_size = batch
         self.wb = self.db.write_batch()
         self.count = 0
@@ -97,6 +102,10 @@ class Writer:
 
     def close(self):
         self.wb.write()
+        # Every record into sorted tables now, with our options: left in the
+        # log, or in level-0 tables that trigger a compaction, they would be
+        # rewritten when Caffe opens the store — with its default, snappy.
+        self.db.compact_range()
         self.db.close()
         _replace(self.tmp, self.path)
 
@@ -131,7 +140,7 @@ def write_db(path, samples, labels=None, start=0):
 def update_db(path, samples, seek, total, labels=None):
     """dec.py's update_db: sample i goes to key (i + seek) % total, in an
     existing database. One LevelDB write batch: all of it lands, or none."""
-    store = plyvel.DB(str(path), create_if_missing=False)
+    store = plyvel.DB(str(path), create_if_missing=False, compression=COMPRESSION)
     try:
         with store.write_batch(transaction=True) as batch:
             for i, x in enumerate(samples):

@@ -71,6 +71,21 @@ def test_our_datum_is_caffes_datum():
     parsed = theirs.FromString(ours.SerializeToString())
     assert list(parsed.float_data) == list(range(6)) and parsed.label == 7
     assert (parsed.channels, parsed.height, parsed.width) == (6, 1, 1)
+    # Ours writes float_data packed (Caffe reads either form); the records
+    # caffe.io.array_to_datum writes, unpacked, read back the same.
+    unpacked = theirs(channels=6, height=1, width=1, label=7, float_data=range(6))
+    assert Datum.FromString(unpacked.SerializeToString()) == ours
+    assert len(ours.SerializeToString()) < len(unpacked.SerializeToString())
+
+
+def test_float_data_is_written_packed():
+    """One length-prefixed run of little-endian floats (field 6, wire type 2),
+    not a tag before every float: what Caffe's Data layer parses as one copy."""
+    x = np.array([1.5, -2.0, 0.0, 3.25], np.float32)
+    raw = db.to_datum(x).SerializeToString()
+    run = bytes([6 << 3 | 2, 4 * len(x)]) + x.astype("<f4").tobytes()
+    assert run in raw
+    np.testing.assert_array_equal(db.from_datum(db.Datum.FromString(raw)), x)
 
 
 def test_idx_files_raw_gz_and_truncated(tmp_path):
