@@ -334,3 +334,107 @@ def test_relu_backward_is_upstreams_formula_bit_for_bit(tmp_path, slope, in_plac
         factor = (seen > 0).astype(np.float32) + np.float32(slope) * (seen <= 0)
     expected = top_diff * factor
     assert np.array_equal(net.blobs["data"].diff.view(np.uint32), expected.view(np.uint32))
+
+
+# ---- patch 0004: CPU speed, same bits ---------------------------------------------
+def _threads():
+    return len(os.listdir("/proc/self/task"))
+
+
+def _data_net(path, source, prefetch=None, transform=""):
+    line = "" if prefetch is None else f" prefetch: {prefetch}"
+    path.write_text(
+        f'layer {{ name: "d" type: "Data" top: "data" data_param {{ source: "{source}" '
+        f'backend: LEVELDB batch_size: 4{line} }} {transform} }}\n'
+        'layer { name: "drop" type: "Dropout" bottom: "data" top: "drop" '
+        'dropout_param { dropout_ratio: 0.5 } }\n')
+    return path
+
+
+def test_data_layer_prefetch_0_loads_on_the_calling_thread_the_same_batches(tmp_path):
+    """`prefetch: 0` (DEC's nets): no prefetch thread, and batch by batch —
+    across the wrap-around of 10 records, batch 4 — the data and, after
+    Caffe's random stream, the dropout masks of a net that prefetches. The
+    float vectors are copied as they are (no mean, scale 1): the values of
+    upstream's transform loop, which a mean of 0 still runs."""
+    caffe = engine.import_caffe()
+    x = np.random.default_rng(5).normal(size=(10, 6)).astype(np.float32)
+    x[0, :3] = [-0.0, np.inf, 1e-42]                     # signed zero, inf, a denormal
+    db.write_db(tmp_path / "db", x)
+
+    def batches(net_file):
+        caffe.set_random_seed(7)
+        before = _threads()
+        net = caffe.Net(str(net_file), caffe.TRAIN)
+        threads = _threads() - before
+        out = []
+        for _ in range(5):
+            net.forward()
+            out.append((net.blobs["data"].data.reshape(4, 6).copy(),
+                        net.blobs["drop"].data.reshape(4, 6).copy()))
+        del net
+        return threads, out
+
+    batches(_data_net(tmp_path / "first.prototxt", tmp_path / "db", 0))  # LevelDB's own thread
+    sync_threads, sync = batches(_data_net(tmp_path / "sync.prototxt", tmp_path / "db", 0))
+    thread_threads, threaded = batches(_data_net(tmp_path / "thread.prototxt", tmp_path / "db"))
+    _, loop = batches(_data_net(tmp_path / "loop.prototxt", tmp_path / "db", 0,
+                                "transform_param { mean_value: 0 }"))
+    assert sync_threads == 0 and thread_threads == 1
+    for k in range(5):
+        rows = [(4 * k + i) % 10 for i in range(4)]
+        assert sync[k][0].view(np.uint32).tolist() == x[rows].view(np.uint32).tolist()
+        for other in (threaded, loop):
+            assert np.array_equal(sync[k][0].view(np.uint32), other[k][0].view(np.uint32))
+            assert np.array_equal(sync[k][1].view(np.uint32), other[k][1].view(np.uint32))
+
+
+def _solver(tmp_path, name, lr_mult, iters):
+    (tmp_path / f"{name}.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" top: "target" '
+        'input_param { shape { dim: 8 dim: 5 } shape { dim: 8 dim: 3 } } }\n'
+        f'layer {{ name: "a" type: "InnerProduct" bottom: "data" top: "a" '
+        f'param {{ lr_mult: {lr_mult} }} param {{ lr_mult: {lr_mult} }} '
+        'inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.5 } } }\n'
+        'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
+        'inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
+    (tmp_path / f"{name}_solver.prototxt").write_text(
+        f'net: "{tmp_path / name}.prototxt" base_lr: 0.05 lr_policy: "fixed" momentum: 0.9 '
+        f'max_iter: {iters} snapshot: 0 snapshot_prefix: "{tmp_path / name}" '
+        'solver_mode: CPU random_seed: 3\n')
+    caffe = engine.import_caffe()
+    solver = caffe.SGDSolver(str(tmp_path / f"{name}_solver.prototxt"))
+    rng = np.random.default_rng(0)
+    solver.net.blobs["data"].data[...] = rng.normal(size=(8, 5))
+    solver.net.blobs["target"].data[...] = rng.normal(size=(8, 3))
+    return solver
+
+
+def test_a_frozen_parameter_is_skipped_only_while_its_update_would_change_nothing(tmp_path):
+    """Patch 0004 skips SGD's update of a parameter with lr_mult 0 (and no
+    decay) while its momentum history is zero: it stays bit for bit what it
+    was, as upstream's update leaves it. A history it has from a snapshot in
+    which it learned still moves it, as upstream's does: w -= momentum * h."""
+    caffe = engine.import_caffe()
+    frozen = _solver(tmp_path, "frozen", 0, 5)
+    w0 = frozen.net.params["a"][0].data.copy()
+    b0 = frozen.net.params["b"][0].data.copy()
+    frozen.step(5)
+    assert np.array_equal(frozen.net.params["a"][0].data, w0)
+    assert not np.allclose(frozen.net.params["b"][0].data, b0)       # the other one learns
+
+    learning = _solver(tmp_path, "learning", 1, 3)
+    learning.step(3)
+    learning.snapshot()
+    state = caffe.proto.caffe_pb2.SolverState()
+    state.ParseFromString((tmp_path / "learning_iter_3.solverstate").read_bytes())
+    history = np.asarray(state.history[0].data, np.float32).reshape(4, 5)
+    assert np.abs(history).max() > 0
+    w3 = learning.net.params["a"][0].data.copy()
+    resumed = _solver(tmp_path, "frozen", 0, 5)
+    resumed.restore(str(tmp_path / "learning_iter_3.solverstate"))
+    resumed.net.copy_from(str(tmp_path / "learning_iter_3.caffemodel"))
+    resumed.step(1)
+    moved = history * np.float32(0.9)
+    assert np.array_equal(resumed.net.params["a"][0].data, w3 - moved)
