@@ -4,11 +4,13 @@ end-to-end fine-tuning (pretrain.py), and embedding with the deploy net.
 Each stage writes its weights to the run folder; a finished stage is skipped
 when the run is started again, an unfinished one resumes from its snapshot.
 """
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from . import nets, solve
+from data_prep import db
 from data_prep.files import copy_file, write_text
 
 from .engine import import_caffe, solver_mode
@@ -33,9 +35,14 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
     for layer in range(n_layers):
         stage = f"pretrain layer {layer + 1}/{n_layers}"
         weights = run_dir / f"stack{layer + 1}.caffemodel"
-        net_file = write_text(net_dir / f"stack_net{layer + 1}.prototxt",
-                          nets.stack_net(layer, dims, sched, train_db, test_db))
         if not weights.exists():
+            # The frozen layers' output, once for the stage (nets.stack_net).
+            features = frozen_features(previous, layer, dims, train_db, run_dir / "features" /
+                                       f"{names[layer]}_train", net_dir,
+                                       sched.batch_size) if layer else None
+            net_file = write_text(net_dir / f"stack_net{layer + 1}.prototxt",
+                                  nets.stack_net(layer, dims, sched, train_db, test_db,
+                                                 input_source=features))
             prefix = snap_dir / f"stack{layer + 1}"
             solver_file = write_text(net_dir / f"stack{layer + 1}_solver.prototxt",
                                  nets.pretrain_solver(net_file, sched, prefix,
@@ -46,8 +53,11 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
                                snapshot_every=sched.snapshot, out_weights=weights,
                                init_weights=previous, progress=progress)
             log(f"{stage}: reconstruction loss {loss:.4f}")
+            if features:
+                shutil.rmtree(features)
         decoders[f"d_{names[layer]}"] = read_params(weights, f"d_{names[layer]}")
         previous = weights
+    shutil.rmtree(run_dir / "features", ignore_errors=True)
 
     stage = "fine-tune autoencoder"
     net_file = write_text(net_dir / "autoencoder.prototxt",
@@ -69,6 +79,31 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
                        init_weights=previous, prepare=load_decoders, progress=progress)
     log(f"{stage}: reconstruction loss {loss:.4f}")
     return final
+
+
+def frozen_features(weights, layer, dims, source, out, net_dir, batch):
+    """The input of pretraining stage `layer`: every sample of the LevelDB
+    `source`, in its order, through the trained encoder layers below the stage
+    (clean: no dropout, as DEC's frozen layers give it), written to the LevelDB
+    `out`.
+
+    Every forward is a full batch of the stage's size, the last one filled up
+    from the start as the Data layer wraps around: BLAS computes a row the same
+    way whichever rows share its batch, but not in a batch of another size
+    (OpenBLAS takes other kernels for small products)."""
+    caffe = import_caffe()
+    x = db.read_db(source)[0]
+    top = (["data"] + nets.blob_names(len(dims) - 1))[layer]
+    net_file = write_text(Path(net_dir) / f"frozen{layer + 1}.prototxt",
+                          nets.frozen_net(layer, dims, batch))
+    net = caffe.Net(str(net_file), str(weights), caffe.TEST)
+    with db.Writer(out) as writer:
+        for start in range(0, len(x), batch):
+            net.blobs["data"].data[...] = x[np.arange(start, start + batch) % len(x)]
+            net.forward()
+            for row in net.blobs[top].data[:len(x) - start]:
+                writer.append(row)
+    return out
 
 
 def read_params(weights, layer):

@@ -95,7 +95,10 @@ def paper_schedule(source):
 
 
 # ---- layers -----------------------------------------------------------------
-def data_layers(top, train_source, test_source, sched, seek=None):
+def data_layers(top, train_source, test_source, sched, seek=None, name=None):
+    # prefetch 0 (our Caffe, patch 0004): on the CPU each batch of float
+    # vectors loads in the layer's Forward, faster than a prefetch thread costs
+    # the GEMMs it wakes during; on a GPU one batch is prefetched.
     seek_line = f' seek: "{seek}"' if seek is not None else ""
     text = ""
     for phase, source, batch in (("TRAIN", train_source, sched.batch_size),
@@ -103,8 +106,8 @@ def data_layers(top, train_source, test_source, sched, seek=None):
         if source is None:
             continue
         text += f"""layer {{
-  name: "{top}" type: "Data" top: "{top}"
-  data_param {{ source: "{prototxt_path(source)}" backend: LEVELDB batch_size: {batch}{seek_line} }}
+  name: "{name or top}" type: "Data" top: "{top}"
+  data_param {{ source: "{prototxt_path(source)}" backend: LEVELDB batch_size: {batch}{seek_line} prefetch: 0 }}
   include {{ phase: {phase} }}
 }}
 """
@@ -129,10 +132,10 @@ def filler(init, std):
     raise ValueError(f"init {init!r}: one of {', '.join(INITS)}")
 
 
-def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian"):
+def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian", top=None):
     # DEC: blobs_lr 1 2, weight_decay 1 0; gaussian weights, zero bias.
     return f"""layer {{
-  name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{name}"
+  name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{top or name}"
   param {{ lr_mult: {lr[0]} decay_mult: 1 }}
   param {{ lr_mult: {lr[1]} decay_mult: 0 }}
   inner_product_param {{
@@ -183,21 +186,49 @@ def encoder(bottom, dims, sched, drop=0.0, frozen=0):
 
 
 # ---- nets ---------------------------------------------------------------------
-def stack_net(layer, dims, sched, train_source, test_source):
+def frozen_layers(layer, dims, bottom, prefix=""):
+    """The encoder layers below stage `layer`, learning nothing (lr 0), each
+    +ReLU; tops `prefix` + their names. pretrain_main gives them a gaussian
+    std 0.05 filler, overwritten by the trained weights before the stage runs."""
+    names = ["data"] + blob_names(len(dims) - 1)
+    text = ""
+    for j in range(layer):
+        top = prefix + names[j + 1]
+        text += inner(names[j + 1], bottom, dims[j + 1], 0.05, lr=(0, 0), top=top)
+        text += relu(top)
+        bottom = top
+    return text
+
+
+def stack_net(layer, dims, sched, train_source, test_source, input_source=None):
     """Greedy layer-wise denoising stage `layer` (0-based), as pretrain_main.
 
     Lower layers (frozen, lr 0) → x; dropout on x (none for the first layer) →
     new encoder layer (+ReLU and dropout unless it is the embedding) → decoder
-    back to x's size (+ReLU unless x is the data) → Euclidean loss to x."""
+    back to x's size (+ReLU unless x is the data) → Euclidean loss to x.
+
+    input_source: a database of x itself, the frozen layers' output computed
+    once (autoencoder.frozen_features), read in place of the data: the same
+    batches and values, without forwarding every batch through the frozen
+    layers again. Those layers stay in the net on a one-row constant input
+    (a few kFLOP), so that their fillers draw from Caffe's random stream what
+    DEC's net draws and every later number — the new layers' initial weights,
+    the dropout masks — is the same."""
     names = ["data"] + blob_names(len(dims) - 1)
     x, h = names[layer], names[layer + 1]
     text = f'name: "stack_net{layer + 1}"\n'
-    text += data_layers("data", train_source, test_source, sched)
-    bottom = "data"
-    for j in range(layer):
-        text += inner(names[j + 1], bottom, dims[j + 1], 0.05, lr=(0, 0))
-        text += relu(names[j + 1])
-        bottom = names[j + 1]
+    if input_source is None or not layer:
+        text += data_layers("data", train_source, test_source, sched)
+        text += frozen_layers(layer, dims, "data")
+    else:
+        text += data_layers(x, input_source, None, sched, name=f"{x}_features")
+        text += f"""layer {{
+  name: "frozen_input" type: "DummyData" top: "frozen_input"
+  dummy_data_param {{ shape {{ dim: 1 dim: {dims[0]} }} data_filler {{ type: "constant" value: 0 }} }}
+}}
+"""
+        text += frozen_layers(layer, dims, "frozen_input", prefix="frozen_")
+        text += f'layer {{ name: "frozen_silence" type: "Silence" bottom: "frozen_{x}" }}\n'
     text += dropout(f"{x}_drop", sched.drop if layer else sched.corrupt, bottom=x)
     text += inner(h, f"{x}_drop", dims[layer + 1], sched.weight_std, init=sched.init)
     if h != "output":
@@ -208,6 +239,14 @@ def stack_net(layer, dims, sched, train_source, test_source):
         text += relu(f"d_{x}")
     text += euclid(f"pt_loss{layer + 1}", f"d_{x}", x, dims[layer])
     return text
+
+
+def frozen_net(layer, dims, batch):
+    """The encoder below stage `layer` on an `input` blob: what
+    autoencoder.frozen_features runs over the data once."""
+    names = ["data"] + blob_names(len(dims) - 1)
+    return (f'name: "frozen{layer + 1}"\n' + input_layer("data", batch, dims[0])
+            + frozen_layers(layer, dims, "data") + f"# output: {names[layer]}\n")
 
 
 def autoencoder_net(dims, sched, train_source, test_source):

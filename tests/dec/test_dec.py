@@ -242,6 +242,39 @@ def test_same_seed_gives_the_same_autoencoder(digits_data, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_frozen_layers_computed_once_train_the_stacks_bit_for_bit_as_decs_nets(
+        digits_data, tmp_path, monkeypatch):
+    """Stages 2-4 read their frozen layers' output from a database made once
+    (nets.stack_net input_source) instead of forwarding every batch: across
+    the data's wrap-around (320 samples, batch 256) every stack's weights are
+    those of DEC's nets, which forward the frozen layers each batch."""
+    from dec import autoencoder
+    quick = SMALL.override(pretrain_iter=7, finetune_iter=3)
+    paths = [digits_data / "digits400_train", digits_data / "digits400_test"]
+    made = []
+    real_features = autoencoder.frozen_features
+
+    def counted(*args, **kwargs):
+        made.append(args[1])
+        return real_features(*args, **kwargs)
+
+    monkeypatch.setattr(autoencoder, "frozen_features", counted)
+    autoencoder.pretrain(tmp_path / "once", *paths, quick, log=lambda *a: None, progress=False)
+    assert made == [1, 2, 3]
+    assert 'type: "DummyData"' in (tmp_path / "once" / "nets" / "stack_net4.prototxt").read_text()
+    assert not (tmp_path / "once" / "features").exists()     # removed after its stage
+
+    monkeypatch.setattr(autoencoder, "frozen_features", lambda *a, **k: None)   # DEC's nets
+    autoencoder.pretrain(tmp_path / "dec", *paths, quick, log=lambda *a: None, progress=False)
+    assert 'DummyData' not in (tmp_path / "dec" / "nets" / "stack_net4.prototxt").read_text()
+    for k in range(1, 5):
+        for layer in ["inner1", "inner2", "inner3", "output"][:k] + \
+                [f"d_{n}" for n in ("data", "inner1", "inner2", "inner3")][k - 1:k]:
+            for once, dec in zip(autoencoder.read_params(tmp_path / "once" / f"stack{k}.caffemodel", layer),
+                                 autoencoder.read_params(tmp_path / "dec" / f"stack{k}.caffemodel", layer)):
+                np.testing.assert_array_equal(once, dec, err_msg=f"stack{k} {layer}")
+
+
 # ---- errors -------------------------------------------------------------------------
 def test_missing_database_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["run", "nothing", "--data", str(tmp_path)]) == 2
