@@ -1,12 +1,18 @@
-"""make bench-dec: DEC's costs on this machine, on 70000 x 784 (Fashion-MNIST).
+"""make bench-dec: DEC's paper schedule on this machine, stage by stage, against its GEMM bound.
 
-Prints seconds per pretraining epoch (all four layer-wise stages), per
-fine-tuning epoch and per DEC round (embedding all samples, computing the
-target, `update_interval` iterations), with the peak memory of the process.
-An epoch here is 70000 samples at batch 256 (274 iterations).
+On 70000 x 784 (Fashion-MNIST: MNIST's size), each stage as a run trains it —
+pretraining layers 1-4 (layers 2-4 on their frozen layers' output, computed
+once: nets.stack_net), fine-tuning, a DEC round — in milliseconds an
+iteration; beside it the GEMM arithmetic of an iteration, the time that takes
+at this machine's sgemm speed (Caffe's own BLAS, 2000^3: the bound) and the
+share of the iteration it is; then the paper schedule's projected minutes.
+`--torch PYTHON` runs dec/bench/torch_reference.py (the same net in PyTorch)
+with a Python that has it, on the same cores, after Caffe.
 """
 import argparse
+import json
 import resource
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +23,12 @@ from data_prep import datasets, db
 from data_prep.caffe_tools import blas_core, blas_env
 
 from .. import multi_t, nets, solve
-from ..autoencoder import embed
-from ..engine import import_caffe
+from ..autoencoder import embed, frozen_features
+from ..engine import REPO, import_caffe
+
+# The rounds DEC's stage took in the recorded mnist run (dec/measured.json):
+# the projection's DEC stage is that many rounds.
+MEASURED = REPO / "dec" / "measured.json"
 
 
 def iteration_seconds(solver_file, iters, warmup=5):
@@ -32,19 +42,66 @@ def iteration_seconds(solver_file, iters, warmup=5):
     return seconds
 
 
+def layer_flops(batch, n_in, n_out, weight_grad=True, input_grad=True):
+    """An InnerProduct on a batch: 2·B·in·out for the forward GEMM, as much
+    again for the weight gradient and for the input's gradient."""
+    return 2 * batch * n_in * n_out * (1 + weight_grad + input_grad)
+
+
+def stage_flops(dims, batch, layer=None, frozen_forward=False):
+    """GEMM FLOPs of one iteration. layer=None: fine-tuning (the data needs no
+    gradient; everything else does). Stage `layer` of the pretraining: its
+    encoder (its input comes from frozen layers or the data: no input
+    gradient) and decoder; frozen_forward adds the frozen layers' forward
+    that DEC's nets run every batch."""
+    pairs = list(zip(dims[:-1], dims[1:]))
+    if layer is None:
+        encoder = sum(layer_flops(batch, a, b, input_grad=i > 0) for i, (a, b) in enumerate(pairs))
+        return encoder + sum(layer_flops(batch, b, a) for a, b in pairs)
+    a, b = pairs[layer]
+    own = layer_flops(batch, a, b, input_grad=False) + layer_flops(batch, b, a)
+    frozen = sum(2 * batch * i * o for i, o in pairs[:layer])
+    return own + (frozen if frozen_forward else 0)
+
+
+def dec_round_flops(dims, n, batch, iters):
+    """Embedding n samples, then `iters` iterations of the clustering net (the
+    encoder, its loss on the embedding)."""
+    pairs = list(zip(dims[:-1], dims[1:]))
+    embedding = sum(2 * n * a * b for a, b in pairs)
+    return embedding + iters * sum(layer_flops(batch, a, b, input_grad=i > 0)
+                                   for i, (a, b) in enumerate(pairs))
+
+
+def recorded_rounds(default=52):
+    try:
+        return int(json.loads(MEASURED.read_text())["mnist"]["rounds"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return default
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=40, help="timed iterations per stage")
+    parser.add_argument("--iters", type=int, default=200, help="timed iterations per stage")
+    parser.add_argument("--torch", metavar="PYTHON",
+                        help="a Python with PyTorch: time the same net there too "
+                             "(dec/bench/torch_reference.py)")
     args = parser.parse_args(argv)
     sched = nets.PAPER.override(snapshot=0)
     n = 70000
     epoch_iters = -(-n // sched.batch_size)
+    caffe = import_caffe()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         image_set = datasets.load_fashion_mnist()
         x = datasets.features(image_set.images)
         db.write_db(tmp / "total", x)
         source = tmp / "total"
+        # Random weights: the stages' inputs need trained ones no more than their timing does.
+        (tmp / "ae.prototxt").write_text(nets.autoencoder_net(sched.dims, sched, source, None))
+        net = caffe.Net(str(tmp / "ae.prototxt"), caffe.TRAIN)
+        solve.save_weights(net, tmp / "ae.caffemodel")
+        del net
 
         def stage_seconds(name, text):
             (tmp / f"{name}.prototxt").write_text(text)
@@ -52,17 +109,17 @@ def main(argv=None):
                 tmp / f"{name}.prototxt", sched, tmp / name, 10 ** 6))
             return iteration_seconds(tmp / f"{name}_solver.prototxt", args.iters)
 
-        per_layer = [stage_seconds(f"stack{i + 1}", nets.stack_net(i, sched.dims, sched, source, None))
-                     for i in range(len(sched.dims) - 1)]
+        per_layer = []
+        for i in range(len(sched.dims) - 1):
+            features = (frozen_features(tmp / "ae.caffemodel", i, sched.dims, source,
+                                        tmp / f"features{i}", tmp, sched.batch_size)
+                        if i else None)
+            per_layer.append(stage_seconds(f"stack{i + 1}", nets.stack_net(
+                i, sched.dims, sched, source, None, input_source=features)))
         finetune = stage_seconds("autoencoder", nets.autoencoder_net(sched.dims, sched, source, None))
 
         # One DEC round on random centres: embed, target, update_interval iterations.
         (tmp / "deploy.prototxt").write_text(nets.deploy_net(sched.dims, sched))
-        (tmp / "ae.prototxt").write_text(nets.autoencoder_net(sched.dims, sched, source, None))
-        caffe = import_caffe()
-        net = caffe.Net(str(tmp / "ae.prototxt"), caffe.TRAIN)
-        solve.save_weights(net, tmp / "ae.caffemodel")
-        del net
         start = time.perf_counter()
         features = embed(tmp / "deploy.prototxt", tmp / "ae.caffemodel", x)
         rng = np.random.default_rng(0)
@@ -79,16 +136,40 @@ def main(argv=None):
         del solver
         dec_round = time.perf_counter() - start
 
+    caffe_gflops, report = blas_report()
     print(f"DEC on {n} x {sched.dims[0]}, net {'-'.join(map(str, sched.dims))}, batch "
           f"{sched.batch_size}, CPU ({epoch_iters} iterations per epoch)")
-    for i, s in enumerate(per_layer):
-        print(f"  pretraining layer {i + 1}: {s * 1e3:7.1f} ms/iteration, {s * epoch_iters:6.1f} s/epoch")
-    print(f"  pretraining, all four layers: {sum(per_layer) * epoch_iters:6.1f} s per epoch")
-    print(f"  fine-tuning: {finetune * 1e3:7.1f} ms/iteration, {finetune * epoch_iters:6.1f} s per epoch")
-    print(f"  DEC round (embed {n}, target, {sched.update_interval} iterations): {dec_round:6.1f} s")
+    print(report)
+    bound = caffe_gflops * 1e9
+    b = sched.batch_size
+    print(f"  {'stage':<22} {'ms/it':>7} {'GFLOP/it':>9} {'bound ms':>9} {'share':>6}"
+          f"   {'DEC net GFLOP/it':>16} {'share':>6}")
+    rows = [(f"pretraining layer {i + 1}", s, stage_flops(sched.dims, b, i),
+             stage_flops(sched.dims, b, i, frozen_forward=True)) for i, s in enumerate(per_layer)]
+    rows.append(("fine-tuning", finetune, stage_flops(sched.dims, b), stage_flops(sched.dims, b)))
+    for name, seconds, flops, dec_flops in rows:
+        print(f"  {name:<22} {seconds * 1e3:7.2f} {flops / 1e9:9.3f} {flops / bound * 1e3:9.2f} "
+              f"{flops / bound / seconds:6.0%}   {dec_flops / 1e9:16.3f} "
+              f"{dec_flops / bound / seconds:6.0%}")
+    round_flops = dec_round_flops(sched.dims, n, b, sched.update_interval)
+    print(f"  {'DEC round':<22} {dec_round * 1e3:7.0f} {round_flops / 1e9:9.3f} "
+          f"{round_flops / bound * 1e3:9.0f} {round_flops / bound / dec_round:6.0%}"
+          f"   (embed {n}, target, {sched.update_interval} iterations; ms a round)")
+    rounds = recorded_rounds()
+    pretrain_min = sched.pretrain_iter * sum(per_layer) / 60
+    finetune_min = sched.finetune_iter * finetune / 60
+    dec_min = rounds * dec_round / 60
+    print(f"  paper schedule, projected: pretraining {pretrain_min:.1f} min (4 x "
+          f"{sched.pretrain_iter} iterations), fine-tuning {finetune_min:.1f} min "
+          f"({sched.finetune_iter}), DEC {dec_min:.1f} min ({rounds} rounds, the recorded "
+          f"mnist run's): {pretrain_min + finetune_min + dec_min:.0f} min")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory of this process: {peak:.0f} MiB")
-    print(blas_report())
+    if args.torch:
+        print("PyTorch, the same net (dec/bench/torch_reference.py), on the same cores:",
+              flush=True)
+        subprocess.run([args.torch, str(Path(__file__).with_name("torch_reference.py"))],
+                       check=False)
 
 
 def sgemm_gflops(multiply, n=2000, repeats=3):
@@ -104,7 +185,8 @@ def _timed(fn):
 
 
 def blas_report(n=2000):
-    """Which OpenBLAS kernel Caffe runs, and sgemm GFLOPS beside numpy's."""
+    """(Caffe's sgemm GFLOPS, a line: which OpenBLAS kernel Caffe runs, its
+    sgemm GFLOPS beside numpy's)."""
     import threadpoolctl
     caffe = import_caffe()
     rng = np.random.default_rng(0)
@@ -125,10 +207,11 @@ def blas_report(n=2000):
                        for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
                        and "numpy" in i["filepath"]), "?")
     chosen = blas_env().get("OPENBLAS_CORETYPE")
-    return (f"  BLAS: Caffe's OpenBLAS kernel {blas_core()}"
-            + (f" (OPENBLAS_CORETYPE={chosen} chosen for this CPU)" if chosen else "")
-            + f", sgemm {n}^3 {caffe_gflops:.0f} GFLOPS; numpy ({numpy_blas}) "
-            f"{numpy_gflops:.0f} GFLOPS")
+    return caffe_gflops, (
+        f"  BLAS: Caffe's OpenBLAS kernel {blas_core()}"
+        + (f" (OPENBLAS_CORETYPE={chosen} chosen for this CPU)" if chosen else "")
+        + f", sgemm {n}^3 {caffe_gflops:.0f} GFLOPS; numpy ({numpy_blas}) "
+        f"{numpy_gflops:.0f} GFLOPS")
 
 
 if __name__ == "__main__":
