@@ -2,8 +2,9 @@
 autoencoder (784-500-500-2000-10, batch 256, momentum SGD, data in memory)
 timed like `make bench-dec`, in seconds per epoch of 70000 samples.
 
-Pretraining runs the frozen lower layers' forward each iteration, as DEC's
-stacked nets do (pt-dec skips it). PyTorch is not a dependency of heobs-dec:
+Pretraining computes the frozen lower layers' output once per stage, as our
+runs do (nets.stack_net; pt-dec does the same), and trains each stage on it.
+PyTorch is not a dependency of heobs-dec:
 run this with any Python that has it, e.g.
     python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch
     /tmp/torch/bin/python dec/bench/torch_reference.py
@@ -71,9 +72,12 @@ def main():
         stage = nn.Sequential(*layers)
         stage_optimizer = torch.optim.SGD(stage.parameters(), lr=0.1, momentum=0.9)
 
-        def pretrain(i, frozen=frozen, stage=stage, stage_optimizer=stage_optimizer):
-            with torch.no_grad():
-                h = frozen(batch(i))
+        with torch.no_grad():
+            features = frozen(x)
+
+        def pretrain(i, features=features, stage=stage, stage_optimizer=stage_optimizer):
+            start = (i * BATCH) % (SAMPLES - BATCH)
+            h = features[start:start + BATCH]
             stage_optimizer.zero_grad()
             loss = ((stage(h) - h) ** 2).sum() / (2 * BATCH)
             loss.backward()
@@ -81,10 +85,10 @@ def main():
 
         seconds = best_seconds(pretrain)
         pretrain_s += seconds
-        print(f"  pretraining layer {k + 1}: {seconds * 1e3:7.1f} ms/iteration")
+        print(f"  pretraining layer {k + 1}: {seconds * 1e3:7.2f} ms/iteration")
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}:")
     print(f"  pretraining, all four layers: {pretrain_s * epoch:6.1f} s per epoch")
-    print(f"  fine-tuning: {finetune_s * 1e3:7.1f} ms/iteration, {finetune_s * epoch:6.1f} s per epoch")
+    print(f"  fine-tuning: {finetune_s * 1e3:7.2f} ms/iteration, {finetune_s * epoch:6.1f} s per epoch")
 
 
 if __name__ == "__main__":
