@@ -438,3 +438,55 @@ def test_a_frozen_parameter_is_skipped_only_while_its_update_would_change_nothin
     resumed.step(1)
     moved = history * np.float32(0.9)
     assert np.array_equal(resumed.net.params["a"][0].data, w3 - moved)
+
+
+def _mt19937(seed, n):
+    """The standard MT19937's first n outputs (boost::mt19937, std::mt19937)."""
+    x = [seed & 0xffffffff]
+    for j in range(1, 624):
+        x.append((1812433253 * (x[-1] ^ (x[-1] >> 30)) + j) & 0xffffffff)
+    out, i = [], 624
+    while len(out) < n:
+        if i == 624:
+            for j in range(624):
+                y = (x[j] & 0x80000000) | (x[(j + 1) % 624] & 0x7fffffff)
+                x[j] = x[(j + 397) % 624] ^ (y >> 1) ^ (0x9908b0df if y & 1 else 0)
+            i = 0
+        y = x[i]
+        i += 1
+        y ^= y >> 11
+        y ^= (y << 7) & 0x9d2c5680
+        y ^= (y << 15) & 0xefc60000
+        y ^= y >> 18
+        out.append(y)
+    return out
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.0, 0.5])
+def test_dropout_masks_are_boosts_bernoulli_on_the_standard_mt19937(tmp_path, ratio):
+    """Patch 0005 gives Caffe an MT19937 of its own that draws a mask in one
+    vectorized call: the masks are still boost::bernoulli_distribution's on
+    the standard MT19937 stream from Caffe's seed — a draw per unit, kept when
+    double(u) <= (1 - ratio) * (2^32 - 1) — over forwards that cross the
+    generator's 624-value state; a ratio of 0 keeps every unit and draws all
+    the same (the next layer's mask comes after its draws)."""
+    caffe = engine.import_caffe()
+    (tmp_path / "drop.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" '
+        'input_param { shape { dim: 3 dim: 401 } } }\n'
+        f'layer {{ name: "a" type: "Dropout" bottom: "data" top: "a" '
+        f'dropout_param {{ dropout_ratio: {ratio} }} }}\n'
+        'layer { name: "b" type: "Dropout" bottom: "data" top: "b" '
+        'dropout_param { dropout_ratio: 0.5 } }\n')
+    caffe.set_random_seed(1234)
+    net = caffe.Net(str(tmp_path / "drop.prototxt"), caffe.TRAIN)
+    net.blobs["data"].data[...] = 1
+    masks = []
+    for _ in range(2):
+        out = net.forward()
+        masks += [(out["a"] != 0).ravel().tolist(), (out["b"] != 0).ravel().tolist()]
+    draws = _mt19937(1234, 4 * 1203)
+    kept = []
+    for k, keep in enumerate([1.0 - float(np.float32(ratio)), 0.5] * 2):
+        kept.append([float(u) <= keep * 4294967295.0 for u in draws[k * 1203:(k + 1) * 1203]])
+    assert masks == kept
