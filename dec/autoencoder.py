@@ -32,14 +32,18 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
 
     decoders = {}
     previous = None
+    samples = None                      # the training data, read once for stages 2-4
     for layer in range(n_layers):
         stage = f"pretrain layer {layer + 1}/{n_layers}"
         weights = run_dir / f"stack{layer + 1}.caffemodel"
         if not weights.exists():
             # The frozen layers' output, once for the stage (nets.stack_net).
-            features = frozen_features(previous, layer, dims, train_db, run_dir / "features" /
-                                       f"{names[layer]}_train", net_dir,
-                                       sched.batch_size) if layer else None
+            features = None
+            if layer:
+                if samples is None:
+                    samples = db.read_db(train_db)[0]
+                features = frozen_features(previous, layer, dims, samples, run_dir / "features" /
+                                           f"{names[layer]}_train", net_dir, sched.batch_size)
             net_file = write_text(net_dir / f"stack_net{layer + 1}.prototxt",
                                   nets.stack_net(layer, dims, sched, train_db, test_db,
                                                  input_source=features))
@@ -81,18 +85,17 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
     return final
 
 
-def frozen_features(weights, layer, dims, source, out, net_dir, batch):
-    """The input of pretraining stage `layer`: every sample of the LevelDB
-    `source`, in its order, through the trained encoder layers below the stage
-    (clean: no dropout, as DEC's frozen layers give it), written to the LevelDB
-    `out`.
+def frozen_features(weights, layer, dims, x, out, net_dir, batch):
+    """The input of pretraining stage `layer`: every sample of `x` (the
+    training database's, in its order) through the trained encoder layers
+    below the stage (clean: no dropout, as DEC's frozen layers give it),
+    written to the LevelDB `out`.
 
     Every forward is a full batch of the stage's size, the last one filled up
     from the start as the Data layer wraps around: BLAS computes a row the same
     way whichever rows share its batch, but not in a batch of another size
     (OpenBLAS takes other kernels for small products)."""
     caffe = import_caffe()
-    x = db.read_db(source)[0]
     top = (["data"] + nets.blob_names(len(dims) - 1))[layer]
     net_file = write_text(Path(net_dir) / f"frozen{layer + 1}.prototxt",
                           nets.frozen_net(layer, dims, batch))

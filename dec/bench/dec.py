@@ -116,7 +116,7 @@ def main(argv=None):
 
         per_layer = []
         for i in range(len(sched.dims) - 1):
-            features = (frozen_features(tmp / "ae.caffemodel", i, sched.dims, source,
+            features = (frozen_features(tmp / "ae.caffemodel", i, sched.dims, x,
                                         tmp / f"features{i}", tmp, sched.batch_size)
                         if i else None)
             per_layer.append(stage_seconds(f"stack{i + 1}", nets.stack_net(
