@@ -92,9 +92,11 @@ def frozen_features(weights, layer, dims, x, out, net_dir, batch):
     written to the LevelDB `out`.
 
     Every forward is a full batch of the stage's size, the last one filled up
-    from the start as the Data layer wraps around: BLAS computes a row the same
-    way whichever rows share its batch, but not in a batch of another size
-    (OpenBLAS takes other kernels for small products)."""
+    from the start as the Data layer wraps around (OpenBLAS takes other
+    kernels for small products). The stage then trains bit for bit as DEC's
+    net where the BLAS computes a row the same wherever it sits in a batch
+    (Cooperlake on our AMD); where not (Haswell there), the wrap-around moves
+    rows and the weights differ in their last bits (dec/bench/README.md)."""
     caffe = import_caffe()
     top = (["data"] + nets.blob_names(len(dims) - 1))[layer]
     net_file = write_text(Path(net_dir) / f"frozen{layer + 1}.prototxt",

@@ -209,8 +209,9 @@ def stack_net(layer, dims, sched, train_source, test_source, input_source=None):
 
     input_source: a database of x itself, the frozen layers' output computed
     once (autoencoder.frozen_features), read in place of the data: the same
-    batches and values, without forwarding every batch through the frozen
-    layers again. Those layers stay in the net on a one-row constant input
+    batches and, where the BLAS computes a row independently of its place in
+    the batch, the same values, without forwarding every batch through the
+    frozen layers again. Those layers stay in the net on a one-row constant input
     (a few kFLOP), so that their fillers draw from Caffe's random stream what
     DEC's net draws and every later number — the new layers' initial weights,
     the dropout masks — is the same."""

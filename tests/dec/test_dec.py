@@ -247,7 +247,10 @@ def test_frozen_layers_computed_once_train_the_stacks_bit_for_bit_as_decs_nets(
     """Stages 2-4 read their frozen layers' output from a database made once
     (nets.stack_net input_source) instead of forwarding every batch: across
     the data's wrap-around (320 samples, batch 256) every stack's weights are
-    those of DEC's nets, which forward the frozen layers each batch."""
+    those of DEC's nets, which forward the frozen layers each batch — bit for
+    bit where the BLAS computes a row of a product the same wherever it sits
+    in the batch (the wrap-around moves rows), else within float rounding
+    (OpenBLAS's Haswell kernel on our AMD does not: last bits from stage 2)."""
     from dec import autoencoder
     quick = SMALL.override(pretrain_iter=7, finetune_iter=3)
     paths = [digits_data / "digits400_train", digits_data / "digits400_test"]
@@ -267,12 +270,33 @@ def test_frozen_layers_computed_once_train_the_stacks_bit_for_bit_as_decs_nets(
     monkeypatch.setattr(autoencoder, "frozen_features", lambda *a, **k: None)   # DEC's nets
     autoencoder.pretrain(tmp_path / "dec", *paths, quick, log=lambda *a: None, progress=False)
     assert 'DummyData' not in (tmp_path / "dec" / "nets" / "stack_net4.prototxt").read_text()
+    rows_independent = _rows_independent(tmp_path / "once" / "stack1.caffemodel", quick,
+                                         paths[0], tmp_path)
     for k in range(1, 5):
         for layer in ["inner1", "inner2", "inner3", "output"][:k] + \
                 [f"d_{n}" for n in ("data", "inner1", "inner2", "inner3")][k - 1:k]:
             for once, dec in zip(autoencoder.read_params(tmp_path / "once" / f"stack{k}.caffemodel", layer),
                                  autoencoder.read_params(tmp_path / "dec" / f"stack{k}.caffemodel", layer)):
-                np.testing.assert_array_equal(once, dec, err_msg=f"stack{k} {layer}")
+                if rows_independent:
+                    np.testing.assert_array_equal(once, dec, err_msg=f"stack{k} {layer}")
+                else:
+                    np.testing.assert_allclose(once, dec, rtol=1e-4, atol=1e-6,
+                                               err_msg=f"stack{k} {layer}")
+
+
+def _rows_independent(weights, sched, source, tmp_path):
+    """Whether this BLAS gives the first frozen layer's rows the same bits
+    when the batch around them shifts by one row."""
+    caffe = engine.import_caffe()
+    x = db.read_db(source)[0]
+    (tmp_path / "probe.prototxt").write_text(nets.frozen_net(1, sched.dims, sched.batch_size))
+    net = caffe.Net(str(tmp_path / "probe.prototxt"), str(weights), caffe.TEST)
+    out = []
+    for shift in (0, 1):
+        net.blobs["data"].data[...] = x[(np.arange(sched.batch_size) + shift) % len(x)]
+        net.forward()
+        out.append(net.blobs["inner1"].data.copy())
+    return np.array_equal(out[0][1:], out[1][:-1])
 
 
 # ---- errors -------------------------------------------------------------------------
