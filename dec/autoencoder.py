@@ -33,7 +33,8 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
     decoders = {}
     previous = None
     samples = None                      # the training data, read once for stages 2-4
-    for layer in range(n_layers):
+    # The e2e recipe (not DEC's) has no stacks: fine-tuning starts from the fillers.
+    for layer in range(n_layers if sched.stacked else 0):
         stage = f"pretrain layer {layer + 1}/{n_layers}"
         weights = run_dir / f"stack{layer + 1}.caffemodel"
         if not weights.exists():

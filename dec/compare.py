@@ -32,8 +32,10 @@ def write(run_dir):
     for p in published(results):
         lines.append(f"| {p.source} | {p.acc:.4f} | {'—' if p.nmi is None else f'{p.nmi:.4f}'} "
                      f"| {p.note} |")
-    lines += ["", f"Schedule: {sched['pretrain_iter']} iterations per layer, "
-              f"{sched['finetune_iter']} fine-tuning, lr {sched['base_lr']} "
+    stages = (f"{sched['pretrain_iter']} iterations per layer, " if sched.get("stacked", True)
+              else "no layer-wise stages, ")
+    lines += ["", f"Schedule: {stages}{sched['finetune_iter']} fine-tuning, "
+              f"lr {sched['base_lr']} "
               + (f"/ 10 every {sched['stepsize']}" if sched.get("lr_policy", "step") == "step"
                  else "fixed")
               + f", DEC update interval {sched['update_interval']}, "

@@ -42,6 +42,7 @@ class Schedule:
     corrupt: float = 0.0                      # input dropout, first stage and fine-tuning
     lr_policy: str = "step"                   # step (lr / 10 every stepsize) or fixed
     pretrain_data: str = "train"              # the autoencoder learns on train, or total
+    stacked: bool = True                      # greedy layer-wise stages before fine-tuning
 
     def override(self, **changes):
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -51,7 +52,7 @@ class Schedule:
 
 
 PAPER = Schedule()
-INITS = ("gaussian", "msra", "xavier")
+INITS = ("gaussian", "msra", "xavier", "uniform")
 LR_POLICIES = ("step", "fixed")
 PRETRAIN_DATA = ("train", "total")
 # Named recipes: the schedule's non-faithful parts, on top of DEC's numbers.
@@ -62,12 +63,21 @@ PRETRAIN_DATA = ("train", "total")
 # learning rate, full momentum from the first iteration (DEC's burn-in ramps it
 # over 1000, half of a 2000-iteration stage), pretraining on every sample that
 # is clustered.
+# e2e: DEC-keras' MNIST pretraining (XifengGuo/DEC-keras run_exp.py): no stacks,
+# the whole autoencoder end to end, no dropout, on every sample clustered, from
+# U(±1/sqrt(fan_in)) weights (its VarianceScaling(1/3, fan_in, uniform)), SGD
+# momentum 0.9 at its lr 1 on Keras' mean squared error of pixels in [0, 1]:
+# in our loss (sum / 2 a sample) on DEC's 0.02 pixels that is 2 / (784 · 5.1²)
+# = 1e-4 (a ReLU net's weight gradients scale with the input's square).
+# DEC's stage stays DEC's.
 RECIPES = {
     "paper": {},
     "fast": dict(init="msra", corrupt=0.2, lr_policy="fixed", pretrain_data="total",
                  momentum_burnin=0),
+    "e2e": dict(init="uniform", lr_policy="fixed", pretrain_data="total", momentum_burnin=0,
+                stacked=False, base_lr=1e-4),
 }
-RECIPE_PARTS = ("init", "corrupt", "lr_policy", "pretrain_data", "momentum_burnin")
+RECIPE_PARTS = ("init", "corrupt", "lr_policy", "pretrain_data", "momentum_burnin", "stacked")
 
 
 def matching_recipe(settings, default, recipes, parts):
@@ -122,17 +132,21 @@ def input_layer(top, batch, dim):
 """
 
 
-def filler(init, std):
-    """DEC's gaussian (std), or Caffe's msra / xavier scaled by the mean of
-    fan-in and fan-out (variance_norm AVERAGE)."""
+def filler(init, std, fan_in=None):
+    """DEC's gaussian (std), Caffe's msra / xavier scaled by the mean of
+    fan-in and fan-out (variance_norm AVERAGE), or uniform in ±1/sqrt(fan_in)
+    (Keras' VarianceScaling(1/3, fan_in, uniform), PyTorch's Linear default)."""
     if init == "gaussian":
         return f'type: "gaussian" std: {std}'
     if init in ("msra", "xavier"):
         return f'type: "{init}" variance_norm: AVERAGE'
+    if init == "uniform":
+        limit = fan_in ** -0.5
+        return f'type: "uniform" min: {-limit!r} max: {limit!r}'
     raise ValueError(f"init {init!r}: one of {', '.join(INITS)}")
 
 
-def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian", top=None):
+def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian", top=None, fan_in=None):
     # DEC: blobs_lr 1 2, weight_decay 1 0; gaussian weights, zero bias.
     return f"""layer {{
   name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{top or name}"
@@ -140,7 +154,7 @@ def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian", top=None):
   param {{ lr_mult: {lr[1]} decay_mult: 0 }}
   inner_product_param {{
     num_output: {num_output}
-    weight_filler {{ {filler(init, std)} }}
+    weight_filler {{ {filler(init, std, fan_in)} }}
     bias_filler {{ type: "constant" value: 0 }}
   }}
 }}
@@ -176,7 +190,8 @@ def encoder(bottom, dims, sched, drop=0.0, frozen=0):
     text, names = "", blob_names(len(dims) - 1)
     for i, name in enumerate(names):
         lr = (0, 0) if i < frozen else (1, 2)
-        text += inner(name, bottom, dims[i + 1], sched.weight_std, lr, sched.init)
+        text += inner(name, bottom, dims[i + 1], sched.weight_std, lr, sched.init,
+                      fan_in=dims[i])
         if name != "output":
             text += relu(name)
             if drop:
@@ -231,11 +246,13 @@ def stack_net(layer, dims, sched, train_source, test_source, input_source=None):
         text += frozen_layers(layer, dims, "frozen_input", prefix="frozen_")
         text += f'layer {{ name: "frozen_silence" type: "Silence" bottom: "frozen_{x}" }}\n'
     text += dropout(f"{x}_drop", sched.drop if layer else sched.corrupt, bottom=x)
-    text += inner(h, f"{x}_drop", dims[layer + 1], sched.weight_std, init=sched.init)
+    text += inner(h, f"{x}_drop", dims[layer + 1], sched.weight_std, init=sched.init,
+                  fan_in=dims[layer])
     if h != "output":
         text += relu(h)
         text += dropout(h, sched.drop)
-    text += inner(f"d_{x}", h, dims[layer], sched.weight_std, init=sched.init)
+    text += inner(f"d_{x}", h, dims[layer], sched.weight_std, init=sched.init,
+                  fan_in=dims[layer + 1])
     if layer:
         text += relu(f"d_{x}")
     text += euclid(f"pt_loss{layer + 1}", f"d_{x}", x, dims[layer])
@@ -260,7 +277,8 @@ def autoencoder_net(dims, sched, train_source, test_source):
     text += encoder("data_drop" if sched.corrupt else "data", dims, sched)
     bottom = "output"
     for i in reversed(range(len(dims) - 1)):
-        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std, init=sched.init)
+        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std, init=sched.init,
+                      fan_in=dims[i + 1])
         if i:
             text += relu(f"d_{names[i]}")
         bottom = f"d_{names[i]}"

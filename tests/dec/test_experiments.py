@@ -46,7 +46,7 @@ def test_the_fast_recipe_is_made_of_caffes_own_layers():
     paper = nets.autoencoder_net((784, 500, 10), nets.PAPER, "tr", "te")
     assert "Dropout" not in paper and 'type: "gaussian" std: 0.01' in paper
     with pytest.raises(ValueError, match="init"):
-        nets.filler("uniform", 0.1)
+        nets.filler("orthogonal", 0.1)
 
 
 def test_every_experiment_is_runnable_as_written():
@@ -166,3 +166,65 @@ def test_the_sweeps_are_the_papers_protocol():
     assert lam.lambdas == (10, 20, 40, 80, 160, 320, 640, 1280, 2560) and lam.base == "mnist"
     seeds = experiments.SWEEPS["mnist-seeds"]
     assert seeds.lambdas == (160,) and len(set(seeds.seeds)) >= 3 and seeds.marked == 160
+
+
+def test_a_seeded_experiment_runs_each_seed_whole_and_reports_mean_and_sd(tmp_path, monkeypatch):
+    """A recipe's claim is a mean over seeds: one whole run a seed, in its own
+    folder; seeds.md, measured.json and the results table give mean ± sd."""
+    from data_prep import datasets
+    datasets.write_meta(tmp_path, "mnist", {"name": "mnist", "dim": 784, "clusters": 10,
+                                            "source": "mnist"})
+    made = []
+    scores = {1: 0.88, 2: 0.92, 3: 0.90}
+
+    def fake_run(name, data_dir, run_dir, sched, **kw):
+        made.append((Path(run_dir).name, sched.seed, nets.recipe_of(sched), kw["experiment"]))
+        acc = scores[sched.seed]
+        (Path(run_dir) / "dec").mkdir(parents=True)
+        (Path(run_dir) / "dec" / "rounds.csv").write_text(
+            f"round,changed,acc,nmi\n0,1.0,{acc - 0.05},0.7\n")
+        results = {"dataset": name, "source": "mnist", "experiment": kw["experiment"],
+                   "metrics": {"acc": acc, "nmi": acc - 0.1}, "schedule": sched.as_dict(),
+                   "recipe": nets.recipe_of(sched), "rounds": 10 * sched.seed, "converged": True,
+                   "timings": {"total_s": 60.0 * sched.seed}, "confusion_table": "t",
+                   "samples": 70000, "commit": "abc1234"}
+        (Path(run_dir) / "results.json").write_text(json.dumps(results))
+        return results
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr("dec.engine.use_device", lambda gpu: None)
+    measured = tmp_path / "measured.json"
+    monkeypatch.setattr(experiments, "MEASURED", measured)
+    seeded = experiments.Experiment("t", "a test experiment", "mnist", "mnist",
+                                    dict(finetune_iter=100), recipe="e2e", seeds=(1, 2, 3),
+                                    published=experiments.MNIST_PUBLISHED[:1])
+    monkeypatch.setitem(experiments.EXPERIMENTS, "t", seeded)
+    experiments.reproduce("t", tmp_path, tmp_path / "runs", record_it=True, log=lambda *a: None)
+    assert made == [("seed1", 1, "e2e", "t"), ("seed2", 2, "e2e", "t"), ("seed3", 3, "e2e", "t")]
+    assert (tmp_path / "runs" / "t" / "seed2" / "comparison.md").exists()
+    text = (tmp_path / "runs" / "t" / "seeds.md").read_text()
+    assert "recipe: e2e (NOT DEC's schedule)" in text
+    assert "| 2 | 0.9200 | 0.8200 | 0.8700 | 20 | 2.0 |" in text
+    assert "| mean ± sd (3) | 0.9000 ± 0.0200 | 0.8000 ± 0.0200 | 0.8500 ± 0.0200 | | 2.0 |" in text
+    entry = json.loads(measured.read_text())["t"]
+    assert (entry["n"], entry["acc"], entry["acc_sd"], entry["seeds"]) == (3, 0.9, 0.02, [1, 2, 3])
+    assert [r["acc"] for r in entry["runs"]] == [0.88, 0.92, 0.9] and entry["commit"] == "abc1234"
+    table = experiments.results_table(measured)
+    assert "| t | DEC paper 0.843 | **0.9000 ± 0.0200** / 0.8000 ± 0.0200 (3 seeds, ≤ 3.0 min " \
+           "a run); AE + k-means 0.8500 ± 0.0200 | e2e | abc1234," in table
+
+
+def test_the_e2e_recipe_reaches_the_schedule_and_the_nets(tmp_path, monkeypatch):
+    e2e, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "e2e")
+    assert (e2e.stacked, e2e.init, e2e.base_lr, e2e.lr_policy, e2e.pretrain_data,
+            e2e.momentum_burnin, e2e.corrupt) == (False, "uniform", 1e-4, "fixed", "total", 0, 0)
+    assert nets.recipe_of(e2e) == "e2e" and nets.recipe_of(e2e.override(stacked=True)) == "custom"
+    assert (e2e.update_interval, e2e.dec_lr, e2e.tol, e2e.momentum) == (160, 0.01, 0.001, 0.9)
+    assert "base_lr: 0.0001" in nets.pretrain_solver("n", e2e, "p", 100).splitlines()
+    tuned = nets.autoencoder_net((784, 500, 10), e2e, "tr", "te")
+    bounds = re.findall(r'type: "uniform" min: (\S+) max: (\S+) ', tuned)
+    assert [float(hi) for _, hi in bounds] == pytest.approx([784 ** -0.5, 500 ** -0.5,
+                                                             10 ** -0.5, 500 ** -0.5])
+    assert all(float(lo) == -float(hi) for lo, hi in bounds) and "Dropout" not in tuned
+    with pytest.raises(TypeError):
+        nets.filler("uniform", 0.01)                     # a bound needs the layer's fan-in
