@@ -52,8 +52,8 @@ def add_schedule_args(p):
                              "so in results.json, the comparison and every figure)")
     r.add_argument("--recipe", choices=tuple(RECIPES), help="paper (DEC's); fast: learns at "
                    "a small budget (msra init, --corrupt 0.2, fixed lr, no momentum burn-in, "
-                   "pretrain on total); e2e: DEC-keras' MNIST pretraining (no stacks: the whole "
-                   "autoencoder from --init uniform, lr 1e-4, no burn-in, on total)")
+                   "pretrain on total); e2e: end-to-end pretraining as DEC-keras (no stacks: the "
+                   "whole autoencoder with Adam lr 0.001 from xavier weights, on total)")
     r.add_argument("--init", choices=INITS, help="weight filler (DEC: gaussian std 0.01)")
     r.add_argument("--corrupt", type=dropout_ratio, help="input dropout in the first stage and "
                    "fine-tuning (DEC: 0)")

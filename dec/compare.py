@@ -34,8 +34,8 @@ def write(run_dir):
                      f"| {p.note} |")
     stages = (f"{sched['pretrain_iter']} iterations per layer, " if sched.get("stacked", True)
               else "no layer-wise stages, ")
-    lines += ["", f"Schedule: {stages}{sched['finetune_iter']} fine-tuning, "
-              f"lr {sched['base_lr']} "
+    lines += ["", f"Schedule: {stages}{sched['finetune_iter']} fine-tuning "
+              f"({sched.get('solver_type', 'SGD')}), lr {sched['base_lr']} "
               + (f"/ 10 every {sched['stepsize']}" if sched.get("lr_policy", "step") == "step"
                  else "fixed")
               + f", DEC update interval {sched['update_interval']}, "

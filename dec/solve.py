@@ -67,7 +67,7 @@ def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
     resume). Raises Diverged, naming the stage and learning rate, when the
     loss stops being finite; the last good snapshot stays on disk."""
     caffe = import_caffe()
-    solver = caffe.SGDSolver(str(solver_file))
+    solver = caffe.get_solver(str(solver_file))     # the file's type: SGD, Adam
     done = snapshots(snapshot_prefix)
     if done:
         solver.restore(str(done[-1][1]))

@@ -242,9 +242,11 @@ def test_same_seed_gives_the_same_autoencoder(digits_data, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_the_e2e_recipe_learns_the_whole_autoencoder_from_its_fillers(digits_data, tmp_path):
-    """e2e (not DEC's): no stacks; fine-tuning starts from U(±1/sqrt(fan_in))
-    weights, each layer's own bound."""
+def test_the_e2e_recipe_learns_the_whole_autoencoder_with_adam_from_its_fillers(digits_data,
+                                                                               tmp_path):
+    """e2e (not DEC's): no stacks; fine-tuning from Glorot-uniform weights with
+    Caffe's Adam, whose first step moves every weight by base_lr whatever its
+    gradient's size (lr·g/(|g| + ε)); SGD's would be lr·g."""
     from dec import autoencoder
     e2e = SMALL.override(**nets.RECIPES["e2e"]).override(finetune_iter=1)
     run = tmp_path / "run"
@@ -252,14 +254,15 @@ def test_the_e2e_recipe_learns_the_whole_autoencoder_from_its_fillers(digits_dat
                                    digits_data / "digits400_test", e2e, log=lambda *a: None,
                                    progress=False)
     assert not list(run.glob("stack*")) and weights.exists()
-    engine.import_caffe().set_random_seed(e2e.seed)        # the solver's seed: its fillers
-    net = engine.import_caffe().Net(str(run / "nets" / "autoencoder.prototxt"),
-                                    engine.import_caffe().TEST)
-    for name, fan_in in (("inner1", 64), ("output", 256), ("d_inner3", 10)):
-        before = net.params[name][0].data
-        assert 0.95 / np.sqrt(fan_in) < np.abs(before).max() <= 1 / np.sqrt(fan_in), name
-        after = autoencoder.read_params(weights, name)[0]
-        assert np.abs(after - before).max() < 1e-3 * np.abs(before).max(), name  # one small step
+    solver = engine.import_caffe().get_solver(str(run / "nets" / "finetune_solver.prototxt"))
+    assert type(solver).__name__ == "AdamSolver"
+    before = solver.net.params["inner2"][0].data          # the same seed's fillers
+    limit = np.sqrt(6 / (128 + 128))                      # Glorot uniform
+    assert 0.9 * limit < np.abs(before).max() <= limit
+    step = np.abs(autoencoder.read_params(weights, "inner2")[0] - before)
+    moved = step[step > 0]
+    assert moved.size > 0.5 * step.size
+    np.testing.assert_allclose(np.median(moved), e2e.base_lr, rtol=1e-2)
 
 
 def test_frozen_layers_computed_once_train_the_stacks_bit_for_bit_as_decs_nets(

@@ -216,15 +216,28 @@ def test_a_seeded_experiment_runs_each_seed_whole_and_reports_mean_and_sd(tmp_pa
 
 def test_the_e2e_recipe_reaches_the_schedule_and_the_nets(tmp_path, monkeypatch):
     e2e, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "e2e")
-    assert (e2e.stacked, e2e.init, e2e.base_lr, e2e.lr_policy, e2e.pretrain_data,
-            e2e.momentum_burnin, e2e.corrupt) == (False, "uniform", 1e-4, "fixed", "total", 0, 0)
+    assert (e2e.stacked, e2e.solver_type, e2e.init, e2e.base_lr, e2e.lr_policy,
+            e2e.pretrain_data, e2e.momentum_burnin, e2e.corrupt) == \
+        (False, "Adam", "xavier", 0.001, "fixed", "total", 0, 0)
     assert nets.recipe_of(e2e) == "e2e" and nets.recipe_of(e2e.override(stacked=True)) == "custom"
+    assert nets.recipe_of(e2e.override(solver_type="SGD")) == "custom"
     assert (e2e.update_interval, e2e.dec_lr, e2e.tol, e2e.momentum) == (160, 0.01, 0.001, 0.9)
-    assert "base_lr: 0.0001" in nets.pretrain_solver("n", e2e, "p", 100).splitlines()
+    solver = nets.pretrain_solver("n", e2e, "p", 100).splitlines()
+    assert 'type: "Adam"' in solver and "base_lr: 0.001" in solver
+    assert 'type: "Adam"' not in nets.dec_solver("n", e2e, "p")            # DEC's SGD
+    assert 'type: "Adam"' not in nets.pretrain_solver("n", nets.PAPER, "p", 100)
     tuned = nets.autoencoder_net((784, 500, 10), e2e, "tr", "te")
+    assert tuned.count('type: "xavier" variance_norm: AVERAGE') == 4 and "Dropout" not in tuned
+    with pytest.raises(ValueError, match="solver"):
+        nets.solver("n", nets.PAPER, base_lr=0.1, max_iter=1, snapshot_prefix="p", kind="Adagrad")
+
+
+def test_the_uniform_init_bounds_each_layer_by_its_fan_in():
+    sched = nets.PAPER.override(init="uniform")
+    tuned = nets.autoencoder_net((784, 500, 10), sched, "tr", "te")
     bounds = re.findall(r'type: "uniform" min: (\S+) max: (\S+) ', tuned)
     assert [float(hi) for _, hi in bounds] == pytest.approx([784 ** -0.5, 500 ** -0.5,
                                                              10 ** -0.5, 500 ** -0.5])
-    assert all(float(lo) == -float(hi) for lo, hi in bounds) and "Dropout" not in tuned
+    assert all(float(lo) == -float(hi) for lo, hi in bounds)
     with pytest.raises(TypeError):
         nets.filler("uniform", 0.01)                     # a bound needs the layer's fan-in
