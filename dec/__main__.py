@@ -112,6 +112,11 @@ def do_reproduce(a):
         print((out / "sweep.md").read_text())
         print(f"table {out / 'sweep.md'}, figure {out / 'sweep.png'}{recorded}")
         return
+    if experiments.get(a.name).seeds:
+        out = Path(a.runs) / a.name / "seeds.md"
+        print(out.read_text())
+        print(f"every seed: {out}{recorded}")
+        return
     from .pipeline import format_summary
     print(format_summary(results))
     print(f"comparison: {Path(a.runs) / a.name / 'comparison.md'}{recorded}")

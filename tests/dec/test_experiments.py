@@ -168,7 +168,8 @@ def test_the_sweeps_are_the_papers_protocol():
     assert seeds.lambdas == (160,) and len(set(seeds.seeds)) >= 3 and seeds.marked == 160
 
 
-def test_a_seeded_experiment_runs_each_seed_whole_and_reports_mean_and_sd(tmp_path, monkeypatch):
+def test_a_seeded_experiment_runs_each_seed_whole_and_reports_mean_and_sd(tmp_path, monkeypatch,
+                                                                          capsys):
     """A recipe's claim is a mean over seeds: one whole run a seed, in its own
     folder; seeds.md, measured.json and the results table give mean ± sd."""
     from data_prep import datasets
@@ -212,6 +213,10 @@ def test_a_seeded_experiment_runs_each_seed_whole_and_reports_mean_and_sd(tmp_pa
     table = experiments.results_table(measured)
     assert "| t | DEC paper 0.843 | **0.9000 ± 0.0200** / 0.8000 ± 0.0200 (3 seeds, ≤ 3.0 min " \
            "a run); AE + k-means 0.8500 ± 0.0200 | e2e | abc1234," in table
+    from dec.__main__ import main as dec_main
+    monkeypatch.setattr(experiments, "reproduce", lambda *a, **k: None)
+    assert dec_main(["reproduce", "t", "--runs", str(tmp_path / "runs")]) in (0, None)
+    assert "| mean ± sd (3) | 0.9000 ± 0.0200 |" in capsys.readouterr().out
 
 
 def test_the_e2e_recipe_reaches_the_schedule_and_the_nets(tmp_path, monkeypatch):
