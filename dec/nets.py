@@ -44,6 +44,8 @@ class Schedule:
     pretrain_data: str = "train"              # the autoencoder learns on train, or total
     stacked: bool = True                      # greedy layer-wise stages before fine-tuning
     solver_type: str = "SGD"                  # the autoencoder's Caffe solver: SGD or Adam
+    input_scale: float = 1.0                  # DEC's pixels (0.02 x grey) times this, in the nets
+    bias_lr_mult: float = 2.0                 # the autoencoder's biases (DEC: blobs_lr 1 2)
 
     def override(self, **changes):
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -72,15 +74,24 @@ PRETRAIN_DATA = ("train", "total")
 # DEC-keras' MNIST setting, SGD at its lr 1 (1e-4 in our loss on DEC's 0.02
 # pixels) from U(±1/sqrt(fan_in)), did not leave the zero-output loss in 2000
 # iterations here (README, "Recipes"). DEC's stage stays DEC's.
+# keras: DEC-keras' MNIST setting itself (XifengGuo/DEC-keras run_exp.py): SGD
+# lr 1, momentum 0.9 on Keras' mean squared error of [0, 1] pixels from
+# U(±1/sqrt(fan_in)), biases at the weights' rate. Our loss is the fork's
+# sum / (2 N D), half Keras' mean, so its lr 1 is our 2; DEC's 0.02 pixels
+# times 1/5.1 are Keras' x / 255 (a Power layer in every net, deploy included).
+KERAS_PIXELS = 1 / 5.1
 RECIPES = {
     "paper": {},
     "fast": dict(init="msra", corrupt=0.2, lr_policy="fixed", pretrain_data="total",
                  momentum_burnin=0),
     "e2e": dict(init="xavier", lr_policy="fixed", pretrain_data="total", momentum_burnin=0,
                 stacked=False, solver_type="Adam", base_lr=0.001),
+    "keras": dict(init="uniform", lr_policy="fixed", pretrain_data="total", momentum_burnin=0,
+                  stacked=False, solver_type="SGD", base_lr=2.0, input_scale=KERAS_PIXELS,
+                  bias_lr_mult=1.0),
 }
 RECIPE_PARTS = ("init", "corrupt", "lr_policy", "pretrain_data", "momentum_burnin", "stacked",
-                "solver_type")
+                "solver_type", "input_scale", "bias_lr_mult")
 
 
 def matching_recipe(settings, default, recipes, parts):
@@ -108,6 +119,15 @@ def paper_schedule(source):
 
 
 # ---- layers -----------------------------------------------------------------
+def scaled_input(bottom, sched):
+    """(layer text, top): `bottom` times sched.input_scale, or itself at 1 (DEC)."""
+    if sched.input_scale == 1:
+        return "", bottom
+    top = f"{bottom}_scaled"
+    return (f'layer {{ name: "{top}" type: "Power" bottom: "{bottom}" top: "{top}" '
+            f'power_param {{ scale: {sched.input_scale!r} }} }}\n'), top
+
+
 def data_layers(top, train_source, test_source, sched, seek=None, name=None):
     # prefetch 0 (our Caffe, patch 0004): on the CPU each batch of float
     # vectors loads in the layer's Forward, faster than a prefetch thread costs
@@ -153,8 +173,8 @@ def inner(name, bottom, num_output, std, lr=(1, 2), init="gaussian", top=None, f
     # DEC: blobs_lr 1 2, weight_decay 1 0; gaussian weights, zero bias.
     return f"""layer {{
   name: "{name}" type: "InnerProduct" bottom: "{bottom}" top: "{top or name}"
-  param {{ lr_mult: {lr[0]} decay_mult: 1 }}
-  param {{ lr_mult: {lr[1]} decay_mult: 0 }}
+  param {{ lr_mult: {lr[0]:g} decay_mult: 1 }}
+  param {{ lr_mult: {lr[1]:g} decay_mult: 0 }}
   inner_product_param {{
     num_output: {num_output}
     weight_filler {{ {filler(init, std, fan_in)} }}
@@ -186,13 +206,13 @@ def blob_names(n_layers):
     return [f"inner{i + 1}" for i in range(n_layers - 1)] + ["output"]
 
 
-def encoder(bottom, dims, sched, drop=0.0, frozen=0):
+def encoder(bottom, dims, sched, drop=0.0, frozen=0, bias_lr=2):
     """data → inner1 → ReLU → ... → output (no ReLU on the embedding).
 
     The first `frozen` layers get lr 0 (the stacked pretraining's lower layers)."""
     text, names = "", blob_names(len(dims) - 1)
     for i, name in enumerate(names):
-        lr = (0, 0) if i < frozen else (1, 2)
+        lr = (0, 0) if i < frozen else (1, bias_lr)
         text += inner(name, bottom, dims[i + 1], sched.weight_std, lr, sched.init,
                       fan_in=dims[i])
         if name != "output":
@@ -233,6 +253,8 @@ def stack_net(layer, dims, sched, train_source, test_source, input_source=None):
     (a few kFLOP), so that their fillers draw from Caffe's random stream what
     DEC's net draws and every later number — the new layers' initial weights,
     the dropout masks — is the same."""
+    if sched.input_scale != 1:
+        raise ValueError("input_scale is for end-to-end recipes (no layer-wise stages)")
     names = ["data"] + blob_names(len(dims) - 1)
     x, h = names[layer], names[layer + 1]
     text = f'name: "stack_net{layer + 1}"\n'
@@ -275,17 +297,20 @@ def autoencoder_net(dims, sched, train_source, test_source):
     names = ["data"] + blob_names(len(dims) - 1)
     text = 'name: "autoencoder"\n'
     text += data_layers("data", train_source, test_source, sched)
+    scaling, x = scaled_input("data", sched)
+    text += scaling
     if sched.corrupt:            # denoising fine-tuning (not DEC's): the loss is to clean data
-        text += dropout("data_drop", sched.corrupt, bottom="data")
-    text += encoder("data_drop" if sched.corrupt else "data", dims, sched)
+        text += dropout("data_drop", sched.corrupt, bottom=x)
+    bias_lr = (1, sched.bias_lr_mult)
+    text += encoder("data_drop" if sched.corrupt else x, dims, sched, bias_lr=bias_lr[1])
     bottom = "output"
     for i in reversed(range(len(dims) - 1)):
-        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std, init=sched.init,
+        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std, bias_lr, sched.init,
                       fan_in=dims[i + 1])
         if i:
             text += relu(f"d_{names[i]}")
         bottom = f"d_{names[i]}"
-    text += euclid("pt_loss", "d_data", "data", dims[0])
+    text += euclid("pt_loss", "d_data", x, dims[0])
     return text
 
 
@@ -294,7 +319,8 @@ def dec_net(dims, n_clusters, sched, total_source, label_source, seek):
     text = 'name: "dec"\n'
     text += data_layers("data", total_source, None, sched, seek)
     text += data_layers("label", label_source, None, sched, seek)
-    text += encoder("data", dims, sched)
+    scaling, x = scaled_input("data", sched)
+    text += scaling + encoder(x, dims, sched)
     text += f"""layer {{
   name: "loss" type: "MultiTLoss" bottom: "output" bottom: "label"
   top: "loss" top: "std" top: "ind" top: "proba"
@@ -310,7 +336,8 @@ def deploy_net(dims, sched, batch=100):
     """Report §3.1.3: an `input` blob, the encoder, no data, label or loss layers."""
     text = 'name: "dec_deploy"\n'
     text += input_layer("data", batch, dims[0])
-    text += encoder("data", dims, sched)
+    scaling, x = scaled_input("data", sched)
+    text += scaling + encoder(x, dims, sched)
     return text
 
 
