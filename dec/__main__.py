@@ -53,7 +53,9 @@ def add_schedule_args(p):
     r.add_argument("--recipe", choices=tuple(RECIPES), help="paper (DEC's); fast: learns at "
                    "a small budget (msra init, --corrupt 0.2, fixed lr, no momentum burn-in, "
                    "pretrain on total); e2e: end-to-end pretraining as DEC-keras (no stacks: the "
-                   "whole autoencoder with Adam lr 0.001 from xavier weights, on total)")
+                   "whole autoencoder with Adam lr 0.001 from xavier weights, on total); keras: "
+                   "DEC-keras' MNIST setting (no stacks: SGD lr 1 of Keras' mean squared error on "
+                   "[0, 1] pixels from U(+-1/sqrt(fan_in)), on total)")
     r.add_argument("--init", choices=INITS, help="weight filler (DEC: gaussian std 0.01)")
     r.add_argument("--corrupt", type=dropout_ratio, help="input dropout in the first stage and "
                    "fine-tuning (DEC: 0)")

@@ -265,6 +265,28 @@ def test_the_e2e_recipe_learns_the_whole_autoencoder_with_adam_from_its_fillers(
     np.testing.assert_allclose(np.median(moved), e2e.base_lr, rtol=1e-2)
 
 
+def test_the_keras_recipe_learns_and_embeds_on_pixels_scaled_inside_its_nets(digits_data,
+                                                                            tmp_path):
+    """keras (not DEC's): the Power layer makes DEC's 0.02 pixels Keras' x / 255 in
+    the training net and in the deploy net a user gets, so the deploy net on DEC's
+    pixels embeds what the same weights embed of x / 5.1 without it."""
+    from dec import autoencoder
+    keras = SMALL.override(**nets.RECIPES["keras"]).override(finetune_iter=20)
+    run = tmp_path / "run"
+    weights = autoencoder.pretrain(run, digits_data / "digits400_train",
+                                   digits_data / "digits400_test", keras, log=lambda *a: None,
+                                   progress=False)
+    x = db.read_db(digits_data / "digits400_test")[0][:50]
+    deploys = {}
+    for name, sched in (("keras", keras), ("plain", keras.override(input_scale=1.0))):
+        deploys[name] = tmp_path / f"{name}.prototxt"
+        deploys[name].write_text(nets.deploy_net(keras.dims, sched))
+    scaled = autoencoder.embed(deploys["keras"], weights, x)
+    np.testing.assert_array_equal(
+        scaled, autoencoder.embed(deploys["plain"], weights, x * np.float32(nets.KERAS_PIXELS)))
+    assert not np.allclose(scaled, autoencoder.embed(deploys["plain"], weights, x), atol=1e-3)
+
+
 def test_frozen_layers_computed_once_train_the_stacks_bit_for_bit_as_decs_nets(
         digits_data, tmp_path, monkeypatch):
     """Stages 2-4 read their frozen layers' output from a database made once

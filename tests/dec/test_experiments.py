@@ -237,6 +237,32 @@ def test_the_e2e_recipe_reaches_the_schedule_and_the_nets(tmp_path, monkeypatch)
         nets.solver("n", nets.PAPER, base_lr=0.1, max_iter=1, snapshot_prefix="p", kind="Adagrad")
 
 
+def test_the_keras_recipe_scales_the_pixels_in_every_net_and_learns_as_keras(tmp_path,
+                                                                           monkeypatch):
+    keras, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "keras")
+    assert (keras.stacked, keras.solver_type, keras.init, keras.base_lr, keras.bias_lr_mult,
+            keras.lr_policy, keras.momentum_burnin) == (False, "SGD", "uniform", 2.0, 1.0,
+                                                        "fixed", 0)
+    assert nets.recipe_of(keras) == "keras"
+    assert nets.recipe_of(keras.override(input_scale=1.0)) == "custom"
+    power = re.compile(r'layer \{ name: "data_scaled" type: "Power" bottom: "data" '
+                       r'top: "data_scaled" power_param \{ scale: (\S+) \} \}')
+    ae = nets.autoencoder_net((784, 500, 10), keras, "tr", "te")
+    assert [float(s) for s in power.findall(ae)] == [pytest.approx(1 / 5.1)]   # x / 255
+    assert 'name: "inner1" type: "InnerProduct" bottom: "data_scaled"' in ae
+    # the reconstruction is compared with the scaled pixels, not DEC's
+    assert re.search(r'"EuclideanLoss" bottom: "d_data" bottom: "data_scaled"', ae)
+    assert re.findall(r"lr_mult: (\S+) decay_mult: 0", ae) == ["1"] * 4   # biases as weights
+    dec_net = nets.dec_net((784, 500, 10), 10, keras, "total", "label", "00000000")
+    for net in (nets.deploy_net((784, 500, 10), keras), dec_net):
+        assert len(power.findall(net)) == 1 and 'bottom: "data_scaled"' in net
+    # DEC's stage stays DEC's (blobs_lr 1 2); DEC's own nets have no Power layer
+    assert set(re.findall(r"lr_mult: (\S+) decay_mult: 0", dec_net)) == {"2"}
+    assert "Power" not in nets.autoencoder_net((784, 500, 10), nets.PAPER, "tr", "te")
+    with pytest.raises(ValueError, match="input_scale"):
+        nets.stack_net(0, (784, 500, 10), keras.override(stacked=True), "tr", "te")
+
+
 def test_the_uniform_init_bounds_each_layer_by_its_fan_in():
     sched = nets.PAPER.override(init="uniform")
     tuned = nets.autoencoder_net((784, 500, 10), sched, "tr", "te")
