@@ -8,7 +8,6 @@ reproduce-NAME) makes the data if missing, runs, and writes
 machine to dec/measured.json, from which `python -m dec results-table` makes
 the README's results table (a test keeps the two equal).
 """
-import math
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -278,9 +277,7 @@ def record_sweep(sweep, rows, path=None):
     path = path or MEASURED
     measured = read_json(path, {})
     measured[sweep.name] = {
-        # An sd of one run is not a number: null in the JSON.
-        "sweep": [{k: (None if isinstance(v, float) and math.isnan(v) else
-                       round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+        "sweep": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
                   for r in sweeps.summary(rows)],
         "commit": commit(), "machine": machine(), "python": platform.python_version()}
     write_json(path, dict(sorted(measured.items())))
@@ -406,12 +403,10 @@ def seed_rows(made):
 
 def seeds_summary(rows):
     """Mean and sd (n - 1; None for one run) of each score over the seeds."""
-    out = {"n": len(rows), "seeds": [r["seed"] for r in rows]}
-    for key in ("acc", "nmi", "kmeans_acc", "kmeans_nmi", "minutes"):
-        values = np.array([r[key] for r in rows if r.get(key) is not None], float)
-        out[key] = round(float(values.mean()), 4) if len(values) else None
-        out[f"{key}_sd"] = round(float(values.std(ddof=1)), 4) if len(values) > 1 else None
-    return out
+    from .sweep import over_runs
+    scores = over_runs(rows, ("acc", "nmi", "kmeans_acc", "kmeans_nmi", "minutes"))
+    return {"n": len(rows), "seeds": [r["seed"] for r in rows],
+            **{k: None if v is None else round(v, 4) for k, v in scores.items()}}
 
 
 def seeds_table(e, rows):

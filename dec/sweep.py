@@ -9,7 +9,6 @@ each resumable: `reproduce` of a sweep that was interrupted redoes only what
 is missing. The seed is k-means' (random_state, 20 restarts) and Caffe's.
 """
 import csv
-import math
 from pathlib import Path
 
 import numpy as np
@@ -66,21 +65,25 @@ def run(sweep, data_dir, runs_dir, log=print, progress=True):
     return rows
 
 
+def over_runs(rows, keys):
+    """Mean and sd (n - 1) of each key over the rows that have it; None where
+    there is no value (an sd of one run is not a number)."""
+    out = {}
+    for key in keys:
+        values = np.array([r[key] for r in rows if r.get(key) is not None], float)
+        out[key] = float(values.mean()) if len(values) else None
+        out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else None
+    return out
+
+
 def summary(rows):
-    """Per λ: n, mean and sd (n-1) of accuracy and NMI, the AE + k-means mean."""
+    """Per λ: n, mean and sd of accuracy, NMI and AE + k-means, minutes."""
     by_lambda = {}
     for row in rows:
         by_lambda.setdefault(row["lambda"], []).append(row)
-    out = []
-    for lam, group in sorted(by_lambda.items()):
-        entry = {"lambda": lam, "n": len(group)}
-        for key in ("acc", "nmi", "kmeans_acc"):
-            values = np.array([r[key] for r in group if r.get(key) is not None], float)
-            entry[key] = float(values.mean()) if len(values) else math.nan
-            entry[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-        entry["minutes"] = float(np.mean([r["minutes"] for r in group]))
-        out.append(entry)
-    return out
+    return [{"lambda": lam, "n": len(group),
+             **over_runs(group, ("acc", "nmi", "kmeans_acc", "minutes"))}
+            for lam, group in sorted(by_lambda.items())]
 
 
 def best(summary_rows):
@@ -88,8 +91,8 @@ def best(summary_rows):
 
 
 def mean_sd(mean, sd):
-    """'0.8619 ± 0.0002'; no sd (None, NaN: one run) shows the mean alone."""
-    return f"{mean:.4f}" + ("" if sd is None or math.isnan(sd) else f" ± {sd:.4f}")
+    """'0.8619 ± 0.0002'; no sd (None: one run) shows the mean alone."""
+    return f"{mean:.4f}" + ("" if sd is None else f" ± {sd:.4f}")
 
 
 def table(rows, sweep):
@@ -122,7 +125,7 @@ def figure(rows, path, sweep):
     for key, label in (("acc", "DEC accuracy"), ("nmi", "DEC NMI"),
                        ("kmeans_acc", "AE + k-means accuracy")):
         means = np.array([r[key] for r in per])
-        sds = np.nan_to_num(np.array([r[f"{key}_sd"] for r in per]))
+        sds = np.array([r[f"{key}_sd"] or 0.0 for r in per])
         ax.errorbar(lams, means, yerr=sds, marker="o", capsize=3, label=label,
                     linestyle="--" if key == "kmeans_acc" else "-")
     for r in rows:                                    # every seed's run, faintly
