@@ -71,14 +71,14 @@ PRETRAIN_DATA = ("train", "total")
 # stacks, the whole autoencoder from Glorot-uniform weights (Caffe's xavier,
 # variance_norm AVERAGE), no dropout, on every sample clustered, with Adam at
 # Keras' defaults (lr 0.001, 0.9, 0.999; DEC-keras' Adam setting, its default).
-# DEC-keras' MNIST setting, SGD at its lr 1 (1e-4 in our loss on DEC's 0.02
-# pixels) from U(±1/sqrt(fan_in)), did not leave the zero-output loss in 2000
-# iterations here (README, "Recipes"). DEC's stage stays DEC's.
+# DEC's stage stays DEC's.
 # keras: DEC-keras' MNIST setting itself (XifengGuo/DEC-keras run_exp.py): SGD
 # lr 1, momentum 0.9 on Keras' mean squared error of [0, 1] pixels from
 # U(±1/sqrt(fan_in)), biases at the weights' rate. Our loss is the fork's
 # sum / (2 N D), half Keras' mean, so its lr 1 is our 2; DEC's 0.02 pixels
 # times 1/5.1 are Keras' x / 255 (a Power layer in every net, deploy included).
+# (An earlier try of this setting at lr 1e-4 on DEC's pixels, a wrong conversion
+# that divided by the 784 pixels once too often) stayed at the zero-output loss.
 KERAS_PIXELS = 1 / 5.1
 RECIPES = {
     "paper": {},
