@@ -301,11 +301,12 @@ def autoencoder_net(dims, sched, train_source, test_source):
     text += scaling
     if sched.corrupt:            # denoising fine-tuning (not DEC's): the loss is to clean data
         text += dropout("data_drop", sched.corrupt, bottom=x)
-    bias_lr = (1, sched.bias_lr_mult)
-    text += encoder("data_drop" if sched.corrupt else x, dims, sched, bias_lr=bias_lr[1])
+    text += encoder("data_drop" if sched.corrupt else x, dims, sched,
+                    bias_lr=sched.bias_lr_mult)
     bottom = "output"
     for i in reversed(range(len(dims) - 1)):
-        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std, bias_lr, sched.init,
+        text += inner(f"d_{names[i]}", bottom, dims[i], sched.weight_std,
+                      (1, sched.bias_lr_mult), sched.init,
                       fan_in=dims[i + 1])
         if i:
             text += relu(f"d_{names[i]}")
