@@ -78,12 +78,45 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
             net.params[name][0].data[...] = w
             net.params[name][1].data[...] = b
 
+    feed = None
+    if sched.shuffle:
+        feed = EpochShuffle(samples if samples is not None else db.read_db(train_db)[0],
+                            sched.batch_size, sched.seed)
     loss = solve.train(solver_file, max_iter=sched.finetune_iter, loss_blob="pt_loss",
                        stage=stage, base_lr=sched.base_lr, snapshot_prefix=prefix,
                        snapshot_every=sched.snapshot, out_weights=final,
-                       init_weights=previous, prepare=load_decoders, progress=progress)
+                       init_weights=previous, prepare=load_decoders, feed=feed,
+                       progress=progress)
     log(f"{stage}: reconstruction loss {loss:.4f}")
     return final
+
+
+class EpochShuffle:
+    """Fine-tuning batches as Keras' fit(shuffle=True) draws them (not DEC's,
+    whose Data layer reads the database in one order every epoch): every epoch
+    a new permutation of the samples, cut into batches; the last, partial
+    batch is left out (the net's Input layer has one shape). The order of an
+    epoch depends only on the seed and the epoch's number, so a run resumed
+    from a snapshot is fed what an uninterrupted run would be."""
+
+    def __init__(self, x, batch, seed):
+        self.x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+        self.batch, self.seed = batch, seed
+        self.per_epoch = len(self.x) // batch
+        if not self.per_epoch:
+            raise ValueError(f"{len(self.x)} samples, fewer than a batch of {batch}")
+        self._epoch, self._order = None, None
+
+    def rows(self, iteration):
+        """The samples of the batch at `iteration`."""
+        epoch, k = divmod(iteration, self.per_epoch)
+        if epoch != self._epoch:
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+            self._epoch = epoch
+        return self._order[k * self.batch:(k + 1) * self.batch]
+
+    def __call__(self, net, iteration):
+        np.take(self.x, self.rows(iteration), axis=0, out=net.blobs["data"].data)
 
 
 def frozen_features(weights, layer, dims, x, out, net_dir, batch):

@@ -46,6 +46,7 @@ class Schedule:
     solver_type: str = "SGD"                  # the autoencoder's Caffe solver: SGD or Adam
     input_scale: float = 1.0                  # DEC's pixels (0.02 x grey) times this, in the nets
     bias_lr_mult: float = 2.0                 # the autoencoder's biases (DEC: blobs_lr 1 2)
+    shuffle: bool = False                     # fine-tuning batches in a new order each epoch
 
     def override(self, **changes):
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -79,6 +80,9 @@ PRETRAIN_DATA = ("train", "total")
 # times 1/5.1 are Keras' x / 255 (a Power layer in every net, deploy included).
 # (An earlier try of this setting at lr 1e-4 on DEC's pixels, a wrong conversion
 # that divided by the 784 pixels once too often) stayed at the zero-output loss.
+# Keras' fit(shuffle=True) draws its batches in a new order every epoch, where
+# Caffe's Data layer reads the LevelDB in the same order each time: shuffle feeds
+# the fine-tuning from Python instead (autoencoder.EpochShuffle).
 KERAS_PIXELS = 1 / 5.1
 RECIPES = {
     "paper": {},
@@ -88,10 +92,10 @@ RECIPES = {
                 stacked=False, solver_type="Adam", base_lr=0.001),
     "keras": dict(init="uniform", lr_policy="fixed", pretrain_data="total", momentum_burnin=0,
                   stacked=False, solver_type="SGD", base_lr=2.0, input_scale=KERAS_PIXELS,
-                  bias_lr_mult=1.0),
+                  bias_lr_mult=1.0, shuffle=True),
 }
 RECIPE_PARTS = ("init", "corrupt", "lr_policy", "pretrain_data", "momentum_burnin", "stacked",
-                "solver_type", "input_scale", "bias_lr_mult")
+                "solver_type", "input_scale", "bias_lr_mult", "shuffle")
 
 
 def matching_recipe(settings, default, recipes, parts):
@@ -147,10 +151,11 @@ def data_layers(top, train_source, test_source, sched, seek=None, name=None):
     return text
 
 
-def input_layer(top, batch, dim):
+def input_layer(top, batch, dim, phase=None):
+    include = f"\n  include {{ phase: {phase} }}" if phase else ""
     return f"""layer {{
   name: "{top}" type: "Input" top: "{top}"
-  input_param {{ shape {{ dim: {batch} dim: {dim} }} }}
+  input_param {{ shape {{ dim: {batch} dim: {dim} }} }}{include}
 }}
 """
 
@@ -253,8 +258,9 @@ def stack_net(layer, dims, sched, train_source, test_source, input_source=None):
     (a few kFLOP), so that their fillers draw from Caffe's random stream what
     DEC's net draws and every later number — the new layers' initial weights,
     the dropout masks — is the same."""
-    if sched.input_scale != 1:
-        raise ValueError("input_scale is for end-to-end recipes (no layer-wise stages)")
+    if sched.input_scale != 1 or sched.shuffle:
+        raise ValueError("input_scale and shuffle are for end-to-end recipes (no layer-wise "
+                         "stages)")
     names = ["data"] + blob_names(len(dims) - 1)
     x, h = names[layer], names[layer + 1]
     text = f'name: "stack_net{layer + 1}"\n'
@@ -296,7 +302,11 @@ def autoencoder_net(dims, sched, train_source, test_source):
     """The whole autoencoder for end-to-end fine-tuning (pretrain.py main, no dropout)."""
     names = ["data"] + blob_names(len(dims) - 1)
     text = 'name: "autoencoder"\n'
-    text += data_layers("data", train_source, test_source, sched)
+    if sched.shuffle:       # training batches fed from Python (autoencoder.EpochShuffle)
+        text += input_layer("data", sched.batch_size, dims[0], phase="TRAIN")
+        text += data_layers("data", None, test_source, sched)
+    else:
+        text += data_layers("data", train_source, test_source, sched)
     scaling, x = scaled_input("data", sched)
     text += scaling
     if sched.corrupt:            # denoising fine-tuning (not DEC's): the loss is to clean data

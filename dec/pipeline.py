@@ -68,7 +68,8 @@ def run(name, data_dir, run_dir, sched, n_clusters=None, autoencoder_file=None, 
 AUTOENCODER_OPTIONS = ("dims", "drop", "pretrain_iter", "finetune_iter", "base_lr", "stepsize",
                        "momentum", "momentum_burnin", "weight_decay", "weight_std",
                        "batch_size", "test_batch_size", "seed", "init", "corrupt", "lr_policy",
-                       "pretrain_data", "stacked", "solver_type", "input_scale", "bias_lr_mult")
+                       "pretrain_data", "stacked", "solver_type", "input_scale", "bias_lr_mult",
+                       "shuffle")
 DEC_OPTIONS = ("update_interval", "dec_lr", "dec_momentum", "tol", "kmeans_restarts", "alpha",
                "seed")
 
@@ -89,7 +90,7 @@ def check_stages(run_dir, options, force, log):
     # Options added since a run was made had DEC's value then.
     since = {k: getattr(nets.PAPER, k) for k in ("init", "corrupt", "lr_policy", "pretrain_data",
                                                  "stacked", "solver_type", "input_scale",
-                                                 "bias_lr_mult")}
+                                                 "bias_lr_mult", "shuffle")}
     if "autoencoder" in made:
         made["autoencoder"] = since | made["autoencoder"]
     if "dec" in made and "autoencoder" in made["dec"]:

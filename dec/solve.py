@@ -60,11 +60,13 @@ def save_weights(net, path):
 
 def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
           snapshot_every, out_weights, init_weights=None, chunk=100, prepare=None,
-          progress=True):
+          feed=None, progress=True):
     """Train to max_iter; write the final weights to out_weights.
 
     `prepare(net)` may set parameters after init_weights are loaded (not on
-    resume). Raises Diverged, naming the stage and learning rate, when the
+    resume). `feed(net, iteration)`, when given, fills the net's input
+    before each iteration (a function of the iteration: a resumed run is fed
+    what an uninterrupted one would be). Raises Diverged, naming the stage and learning rate, when the
     loss stops being finite; the last good snapshot stays on disk."""
     caffe = import_caffe()
     solver = caffe.get_solver(str(solver_file))     # the file's type: SGD, Adam
@@ -83,7 +85,12 @@ def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
         while solver.iter < max_iter:
             n = min(chunk, max_iter - solver.iter)
             before = solver.iter
-            solver.step(n)
+            if feed is None:
+                solver.step(n)
+            else:
+                for _ in range(n):
+                    feed(solver.net, solver.iter)
+                    solver.step(1)
             loss = float(solver.net.blobs[loss_blob].data.ravel()[0])
             if not math.isfinite(loss):
                 last = snapshots(snapshot_prefix)
