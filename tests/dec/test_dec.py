@@ -287,6 +287,40 @@ def test_the_keras_recipe_learns_and_embeds_on_pixels_scaled_inside_its_nets(dig
     assert not np.allclose(scaled, autoencoder.embed(deploys["plain"], weights, x), atol=1e-3)
 
 
+def test_the_keras_fine_tuning_resumed_mid_epoch_ends_with_the_uninterrupted_weights(
+        digits_data, tmp_path, monkeypatch):
+    """keras shuffles its batches every epoch (EpochShuffle): stopped after its
+    snapshot at iteration 200 (mid-epoch: 320 samples, 6 batches of 48) and
+    run again, it is fed what the uninterrupted run was and ends bit for bit
+    with its weights."""
+    from dec import autoencoder
+    keras = SMALL.override(**nets.RECIPES["keras"]).override(finetune_iter=300, snapshot=100,
+                                                            batch_size=48)
+    args = (digits_data / "digits400_train", digits_data / "digits400_test", keras)
+    whole = autoencoder.pretrain(tmp_path / "whole", *args, log=lambda *a: None, progress=False)
+
+    class StopAt:
+        def __init__(self, n):
+            self.n, self.calls = n, 0
+
+        def isfinite(self, value):
+            self.calls += 1
+            if self.calls == self.n:
+                raise KeyboardInterrupt
+            return True
+
+    monkeypatch.setattr(solve, "math", StopAt(3))            # chunks of 100: stop at 300
+    with pytest.raises(KeyboardInterrupt):
+        autoencoder.pretrain(tmp_path / "cut", *args, log=lambda *a: None, progress=False)
+    assert [i for i, _ in solve.snapshots(tmp_path / "cut" / "snapshots" / "finetune")] == [200]
+    monkeypatch.undo()
+    resumed = autoencoder.pretrain(tmp_path / "cut", *args, log=lambda *a: None, progress=False)
+    for layer in ("inner1", "output", "d_data"):
+        for a, b in zip(autoencoder.read_params(whole, layer),
+                        autoencoder.read_params(resumed, layer)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_frozen_layers_computed_once_train_the_stacks_bit_for_bit_as_decs_nets(
         digits_data, tmp_path, monkeypatch):
     """Stages 2-4 read their frozen layers' output from a database made once

@@ -241,8 +241,8 @@ def test_the_keras_recipe_scales_the_pixels_in_every_net_and_learns_as_keras(tmp
                                                                            monkeypatch):
     keras, _ = schedule_of_run(tmp_path, monkeypatch, "mnist", "--recipe", "keras")
     assert (keras.stacked, keras.solver_type, keras.init, keras.base_lr, keras.bias_lr_mult,
-            keras.lr_policy, keras.momentum_burnin) == (False, "SGD", "uniform", 2.0, 1.0,
-                                                        "fixed", 0)
+            keras.lr_policy, keras.momentum_burnin, keras.shuffle) == (
+                False, "SGD", "uniform", 2.0, 1.0, "fixed", 0, True)
     assert nets.recipe_of(keras) == "keras"
     assert nets.recipe_of(keras.override(input_scale=1.0)) == "custom"
     power = re.compile(r'layer \{ name: "data_scaled" type: "Power" bottom: "data" '
@@ -253,6 +253,13 @@ def test_the_keras_recipe_scales_the_pixels_in_every_net_and_learns_as_keras(tmp
     # the reconstruction is compared with the scaled pixels, not DEC's
     assert re.search(r'"EuclideanLoss" bottom: "d_data" bottom: "data_scaled"', ae)
     assert re.findall(r"lr_mult: (\S+) decay_mult: 0", ae) == ["1"] * 4   # biases as weights
+    # training batches fed from Python in a new order each epoch (EpochShuffle), not
+    # read by a Data layer in the database's order; the TEST phase keeps its Data layer
+    assert re.search(r'name: "data" type: "Input" top: "data"\s+input_param \{ shape \{ '
+                     r'dim: 256 dim: 784 \} \}\s+include \{ phase: TRAIN \}', ae)
+    assert ae.count('type: "Data"') == 1 and 'source: "te"' in ae and '"tr"' not in ae
+    paper_ae = nets.autoencoder_net((784, 500, 10), nets.PAPER, "tr", "te")
+    assert paper_ae.count('type: "Data"') == 2 and "Input" not in paper_ae
     dec_net = nets.dec_net((784, 500, 10), 10, keras, "total", "label", "00000000")
     for net in (nets.deploy_net((784, 500, 10), keras), dec_net):
         assert len(power.findall(net)) == 1 and 'bottom: "data_scaled"' in net
@@ -261,6 +268,8 @@ def test_the_keras_recipe_scales_the_pixels_in_every_net_and_learns_as_keras(tmp
     assert "Power" not in nets.autoencoder_net((784, 500, 10), nets.PAPER, "tr", "te")
     with pytest.raises(ValueError, match="input_scale"):
         nets.stack_net(0, (784, 500, 10), keras.override(stacked=True), "tr", "te")
+    with pytest.raises(ValueError, match="shuffle"):
+        nets.stack_net(0, (784, 500, 10), nets.PAPER.override(shuffle=True), "tr", "te")
 
 
 def test_the_uniform_init_bounds_each_layer_by_its_fan_in():
