@@ -177,7 +177,7 @@ EXPERIMENTS = {e.name: e for e in (
                "mnist-keras' budget (not chosen on these images), 3 seeds", "fashion",
                "fashion", dict(KERAS_SCHEDULE, max_rounds=60), recipe="keras",
                seeds=(1234, 1, 2), published=FASHION_PUBLISHED + (DEC_KERAS_FASHION,),
-               cpu_minutes=16),
+               cpu_minutes=13),
     Experiment("stl", "STL-10's 13 000 labelled images, HOG + colour map (make_stl_data)",
                "stl", "stl", PAPER_BUDGET, published=(
                    Published(DEC_PAPER, 0.359, label="DEC paper"),
