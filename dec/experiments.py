@@ -167,7 +167,8 @@ EXPERIMENTS = {e.name: e for e in (
                needs="the four MNIST IDX files", cpu_minutes=15),
     Experiment("mnist-keras", "all 70 000 MNIST digits, the keras recipe (NOT DEC's: DEC-keras' "
                "MNIST setting, SGD end to end on [0, 1] pixels, batches reshuffled every epoch, "
-               "131 epochs) in about 13 minutes of 2 cores, 3 seeds", "mnist", "mnist", KERAS_SCHEDULE, recipe="keras",
+               "131 epochs) in about 13 minutes of 2 cores, 3 seeds", "mnist", "mnist",
+               KERAS_SCHEDULE, recipe="keras",
                seeds=(1234, 1, 2), published=MNIST_PUBLISHED + (DEC_KERAS_MNIST, PTDEC_MNIST),
                needs="the four MNIST IDX files", cpu_minutes=13),
     Experiment("fashion", "all 70 000 Fashion-MNIST images, a CPU schedule of under an hour",
