@@ -78,10 +78,9 @@ def pretrain(run_dir, train_db, test_db, sched, log=print, progress=True):
             net.params[name][0].data[...] = w
             net.params[name][1].data[...] = b
 
-    feed = None
-    if sched.shuffle:
-        feed = EpochShuffle(samples if samples is not None else db.read_db(train_db)[0],
-                            sched.batch_size, sched.seed)
+    # shuffle has no stacks (nets.stack_net refuses it): the samples are read here.
+    feed = EpochShuffle(db.read_db(train_db)[0], sched.batch_size, sched.seed) \
+        if sched.shuffle else None
     loss = solve.train(solver_file, max_iter=sched.finetune_iter, loss_blob="pt_loss",
                        stage=stage, base_lr=sched.base_lr, snapshot_prefix=prefix,
                        snapshot_every=sched.snapshot, out_weights=final,

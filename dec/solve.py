@@ -64,10 +64,11 @@ def train(solver_file, *, max_iter, loss_blob, stage, base_lr, snapshot_prefix,
     """Train to max_iter; write the final weights to out_weights.
 
     `prepare(net)` may set parameters after init_weights are loaded (not on
-    resume). `feed(net, iteration)`, when given, fills the net's input
-    before each iteration (a function of the iteration: a resumed run is fed
-    what an uninterrupted one would be). Raises Diverged, naming the stage and learning rate, when the
-    loss stops being finite; the last good snapshot stays on disk."""
+    resume). `feed(net, iteration)`, when given, fills the net's input before
+    each iteration (a function of the iteration: a resumed run is fed what an
+    uninterrupted one would be). Raises Diverged, naming the stage and
+    learning rate, when the loss stops being finite; the last good snapshot
+    stays on disk."""
     caffe = import_caffe()
     solver = caffe.get_solver(str(solver_file))     # the file's type: SGD, Adam
     done = snapshots(snapshot_prefix)

@@ -79,6 +79,20 @@ SMALL = nets.PAPER.override(dims=(64, 128, 128, 256, 10), pretrain_iter=600,
                             max_rounds=6, snapshot=300)
 
 
+class StopAfter:
+    """Stands in for solve's `math`: the n-th loss check (one a chunk of
+    iterations) raises KeyboardInterrupt, as a person's Ctrl-C there would."""
+
+    def __init__(self, n, checks=None):
+        self.n, self.checks = n, [] if checks is None else checks
+
+    def isfinite(self, value):
+        self.checks.append(value)
+        if len(self.checks) == self.n:
+            raise KeyboardInterrupt
+        return True
+
+
 @pytest.fixture(scope="module")
 def digits_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
@@ -298,18 +312,7 @@ def test_the_keras_fine_tuning_resumed_mid_epoch_ends_with_the_uninterrupted_wei
                                                             batch_size=48)
     args = (digits_data / "digits400_train", digits_data / "digits400_test", keras)
     whole = autoencoder.pretrain(tmp_path / "whole", *args, log=lambda *a: None, progress=False)
-
-    class StopAt:
-        def __init__(self, n):
-            self.n, self.calls = n, 0
-
-        def isfinite(self, value):
-            self.calls += 1
-            if self.calls == self.n:
-                raise KeyboardInterrupt
-            return True
-
-    monkeypatch.setattr(solve, "math", StopAt(3))            # chunks of 100: stop at 300
+    monkeypatch.setattr(solve, "math", StopAfter(3))         # chunks of 100: stop at 300
     with pytest.raises(KeyboardInterrupt):
         autoencoder.pretrain(tmp_path / "cut", *args, log=lambda *a: None, progress=False)
     assert [i for i, _ in solve.snapshots(tmp_path / "cut" / "snapshots" / "finetune")] == [200]
@@ -505,25 +508,14 @@ def test_interrupted_pretraining_stage_resumes_from_its_snapshot(digits_data, tm
     from dec import autoencoder
     sched = SMALL.override(pretrain_iter=300, finetune_iter=100, snapshot=100)
     checks = []
-
-    class StopAfter:
-        def __init__(self, n):
-            self.n = n
-
-        def isfinite(self, value):
-            checks.append(value)
-            if len(checks) == self.n:
-                raise KeyboardInterrupt
-            return True
-
-    monkeypatch.setattr(solve, "math", StopAfter(3))   # chunks of 100: stop at 300
+    monkeypatch.setattr(solve, "math", StopAfter(3, checks))   # chunks of 100: stop at 300
     args = (tmp_path, digits_data / "digits400_train", digits_data / "digits400_test", sched)
     with pytest.raises(KeyboardInterrupt):
         autoencoder.pretrain(*args, log=lambda *a: None, progress=False)
     assert [i for i, _ in solve.snapshots(tmp_path / "snapshots" / "stack1")] == [200]
     assert not (tmp_path / "stack1.caffemodel").exists()
     checks.clear()
-    monkeypatch.setattr(solve, "math", StopAfter(10 ** 6))
+    monkeypatch.setattr(solve, "math", StopAfter(10 ** 6, checks))
     autoencoder.pretrain(*args, log=lambda *a: None, progress=False)
     # layer 1: 1 chunk left (200 → 300); layers 2-4: 3 chunks each; fine-tuning: 1
     assert len(checks) == 1 + 3 * 3 + 1
