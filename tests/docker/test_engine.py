@@ -1,6 +1,7 @@
 """The Caffe engine: the MultiTLoss layer and the two DEC fork features."""
 import os
 import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -490,3 +491,63 @@ def test_dropout_masks_are_boosts_bernoulli_on_the_standard_mt19937(tmp_path, ra
     for k, keep in enumerate([1.0 - float(np.float32(ratio)), 0.5] * 2):
         kept.append([float(u) <= keep * 4294967295.0 for u in draws[k * 1203:(k + 1) * 1203]])
     assert masks == kept
+
+
+# ---- patch 0006: SGD's update in one pass, same bits -------------------------------
+_SGD_RUN = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from dec import engine
+    caffe = engine.import_caffe(quiet=False)
+    solver = caffe.SGDSolver(sys.argv[1])
+    start = solver.net.params["a"][0].data.copy()
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
+        solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
+        solver.step(1)
+    np.savez(sys.argv[2], *[b.data for layer in solver.net.params.values() for b in layer],
+             start=start)
+""")
+
+
+def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
+    """Patch 0006 updates a float parameter in one pass (history, diff and
+    data) where a probe shows upstream's four BLAS calls' bits for its count.
+    25 iterations through DEC's momentum burn-in and a step in the rate, with
+    and without HEOBS_CAFFE_SGD_UPSTREAM=1: every weight the same bits, and the
+    one pass taken for the 2^16 weights (no count so even leaves a kernel's
+    scalar tail, on any number of BLAS threads); the odd counts (513 biases,
+    the second layer's 513 x 3) take whichever path gives the bits."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" top: "target" '
+        'input_param { shape { dim: 16 dim: 128 } shape { dim: 16 dim: 3 } } }\n'
+        'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
+        'inner_product_param { num_output: 512 weight_filler { type: "gaussian" std: 0.05 } '
+        'bias_filler { type: "constant" value: 0.1 } } }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
+        'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
+        'inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.05 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "step" gamma: 0.1 '
+        'stepsize: 12 momentum: 0.9 momentum_burnin: 8 weight_decay: 0 max_iter: 25 '
+        f'snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU random_seed: 3\n')
+    weights, logs = {}, {}
+    for path, flag in (("upstream", "1"), ("one_pass", "0")):
+        env = dict(os.environ, HEOBS_CAFFE_SGD_UPSTREAM=flag, GLOG_minloglevel="0",
+                   GLOG_logtostderr="1")
+        run = subprocess.run([sys.executable, "-c", _SGD_RUN,
+                              str(tmp_path / "solver.prototxt"), str(tmp_path / path)],
+                             capture_output=True, text=True, env=env, cwd=engine.REPO)
+        assert run.returncode == 0, run.stderr[-2000:]
+        logs[path] = run.stderr
+        with np.load(tmp_path / f"{path}.npz") as saved:
+            weights[path] = [saved[f"arr_{i}"] for i in range(4)]
+            start = saved["start"]
+    assert "SGD update of" not in logs["upstream"]
+    assert "SGD update of 65536 values: one pass" in logs["one_pass"]
+    assert all(np.isfinite(w).all() for w in weights["upstream"])
+    assert np.abs(weights["upstream"][0] - start).max() > 1e-3     # it learned
+    for a, b in zip(weights["upstream"], weights["one_pass"]):
+        assert a.view(np.uint32).tolist() == b.view(np.uint32).tolist()
