@@ -517,8 +517,8 @@ def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
     25 iterations through DEC's momentum burn-in and a step in the rate, with
     and without HEOBS_CAFFE_SGD_UPSTREAM=1: every weight the same bits, and the
     one pass taken for the 2^16 weights (no count so even leaves a kernel's
-    scalar tail, on any number of BLAS threads); the odd counts (513 biases,
-    the second layer's 513 x 3) take whichever path gives the bits."""
+    scalar tail, on any number of BLAS threads); the other counts (512 and 3
+    biases, 3 x 512 weights) take whichever path gives the bits."""
     (tmp_path / "net.prototxt").write_text(
         'layer { name: "data" type: "Input" top: "data" top: "target" '
         'input_param { shape { dim: 16 dim: 128 } shape { dim: 16 dim: 3 } } }\n'
