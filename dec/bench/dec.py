@@ -5,7 +5,12 @@ pretraining layers 1-4 (layers 2-4 on their frozen layers' output, computed
 once: nets.stack_net), fine-tuning, a DEC round — in milliseconds an
 iteration; beside it the GEMM arithmetic of an iteration, the time that takes
 at this machine's sgemm speed (Caffe's own BLAS, 2000^3: the bound) and the
-share of the iteration it is; then the paper schedule's projected minutes.
+share of the iteration it is; beside it the same stage's learning
+InnerProduct layers timed alone (inner_products_alone: the GEMMs and nothing
+else), the ceiling this BLAS gives at these shapes, and the rest of the
+iteration; a DEC round in its parts; then the paper schedule's projected
+minutes. Caffe's sgemm is measured before and after: a shared machine that
+changed speed between them makes every share uncertain, and it says so.
 `--torch PYTHON` runs dec/bench/torch_reference.py (the same net in PyTorch)
 with a Python that has it, on the same cores, after Caffe.
 """
@@ -31,19 +36,56 @@ from ..engine import REPO, import_caffe
 MEASURED = REPO / "dec" / "measured.json"
 
 
-def iteration_seconds(solver_file, iters, warmup=5, repeats=3):
-    """The best of `repeats` runs of `iters` iterations (as torch_reference.py:
-    our machines are shared, and the best is the least disturbed)."""
+def inner_products_alone(net_text, batch, dim_in, caffe_pb2):
+    """A net of the learning InnerProduct layers of `net_text` (a stage's net),
+    in their order, chained on an Input of `dim_in` floats a sample, the last
+    one's top a loss (its diff ones): forward + backward of it runs the
+    products, bias terms included, that Caffe runs for the stage's iteration
+    and nothing else — no data, dropout, ReLU, loss or update. Its first
+    layer computes no input gradient, as the stage's does not."""
+    from google.protobuf import text_format
+    stage = text_format.Parse(net_text, caffe_pb2.NetParameter())
+    learning = [layer for layer in stage.layer if layer.type == "InnerProduct"
+                and (not layer.param or any(p.lr_mult for p in layer.param))]
+    alone = caffe_pb2.NetParameter(name="inner_products_alone")
+    source = alone.layer.add(name="x", type="Input", top=["x"])
+    source.input_param.shape.add(dim=[batch, dim_in])
+    bottom = "x"
+    for layer in learning:
+        copy = alone.layer.add()
+        copy.CopyFrom(layer)
+        del copy.bottom[:], copy.top[:], copy.include[:]
+        copy.bottom.append(bottom)
+        copy.top.append(layer.name)
+        bottom = layer.name
+    alone.layer[-1].loss_weight.append(1)
+    return text_format.MessageToString(alone)
+
+
+def stage_and_alone_seconds(solver_file, alone_file, iters, warmup=5, repeats=3):
+    """Seconds an iteration of the solver's stage and of its InnerProducts
+    alone (forward + backward of alone_file's net): the best of `repeats`
+    runs of `iters` iterations each, the two taken in turn so that a shared
+    machine's change of speed falls on both alike (as torch_reference.py: the
+    best run is the least disturbed)."""
     caffe = import_caffe()
     solver = caffe.SGDSolver(str(solver_file))
+    alone = caffe.Net(str(alone_file), caffe.TRAIN)
+    x = alone.blobs["x"]
+    x.data[...] = np.random.default_rng(0).normal(size=x.data.shape)
+
+    def passes(n):
+        for _ in range(n):
+            alone.forward()
+            alone.backward()
     solver.step(warmup)
-    best = float("inf")
+    passes(warmup)
+    stage = alone_best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
-        solver.step(iters)
-        best = min(best, (time.perf_counter() - start) / iters)
-    del solver
-    return best
+        stage = min(stage, _timed(lambda: solver.step(iters)) / iters)
+        alone_best = min(alone_best, _timed(lambda: passes(iters)) / iters)
+    del solver, alone
+    return stage, alone_best
 
 
 def layer_flops(batch, n_in, n_out, weight_grad=True, input_grad=True):
@@ -108,11 +150,17 @@ def main(argv=None):
         solve.save_weights(net, tmp / "ae.caffemodel")
         del net
 
-        def stage_seconds(name, text):
+        def stage_seconds(name, text, dim_in):
+            """(ms an iteration, ms its learning InnerProducts take alone)."""
             (tmp / f"{name}.prototxt").write_text(text)
             (tmp / f"{name}_solver.prototxt").write_text(nets.pretrain_solver(
                 tmp / f"{name}.prototxt", sched, tmp / name, 10 ** 6))
-            return iteration_seconds(tmp / f"{name}_solver.prototxt", args.iters)
+            (tmp / f"{name}_alone.prototxt").write_text(inner_products_alone(
+                text, sched.batch_size, dim_in, caffe.proto.caffe_pb2))
+            return stage_and_alone_seconds(tmp / f"{name}_solver.prototxt",
+                                           tmp / f"{name}_alone.prototxt", args.iters)
+
+        sgemm_before = blas_report()[0]
 
         per_layer = []
         for i in range(len(sched.dims) - 1):
@@ -120,17 +168,20 @@ def main(argv=None):
                                         tmp / f"features{i}", tmp, sched.batch_size)
                         if i else None)
             per_layer.append(stage_seconds(f"stack{i + 1}", nets.stack_net(
-                i, sched.dims, sched, source, None, input_source=features)))
-        finetune = stage_seconds("autoencoder", nets.autoencoder_net(sched.dims, sched, source, None))
+                i, sched.dims, sched, source, None, input_source=features), sched.dims[i]))
+        finetune = stage_seconds("autoencoder", nets.autoencoder_net(sched.dims, sched, source, None),
+                                 sched.dims[0])
 
         # One DEC round on random centres: embed, target, update_interval iterations.
         (tmp / "deploy.prototxt").write_text(nets.deploy_net(sched.dims, sched))
-        start = time.perf_counter()
+        started = time.perf_counter()
         features = embed(tmp / "deploy.prototxt", tmp / "ae.caffemodel", x)
+        embedded = time.perf_counter()
         rng = np.random.default_rng(0)
         centres = features[rng.choice(n, 10, replace=False)].T
         q, _ = multi_t.soft_assignment(features, centres)
         db.write_db(tmp / "label", multi_t.target_distribution(q).astype(np.float32))
+        targeted = time.perf_counter()
         (tmp / "dec.prototxt").write_text(nets.dec_net(sched.dims, 10, sched, source,
                                                        tmp / "label", db.KEY_FORMAT.format(0)))
         (tmp / "dec_solver.prototxt").write_text(nets.dec_solver(tmp / "dec.prototxt", sched,
@@ -139,35 +190,51 @@ def main(argv=None):
         solver.net.copy_from(str(tmp / "ae.caffemodel"))
         solver.step(sched.update_interval)
         del solver
-        dec_round = time.perf_counter() - start
+        dec_round = time.perf_counter() - started
+        dec_parts = (embedded - started, targeted - embedded, started + dec_round - targeted)
 
     caffe_gflops, report = blas_report()
     print(f"DEC on {n} x {sched.dims[0]}, net {'-'.join(map(str, sched.dims))}, batch "
           f"{sched.batch_size}, CPU ({epoch_iters} iterations per epoch)")
     print(report)
+    drift = caffe_gflops / sgemm_before - 1
+    print(f"  sgemm {sgemm_before:.0f} GFLOPS before the stages, {caffe_gflops:.0f} after"
+          + (f": this machine changed speed by {drift:+.0%} while it ran; the shares are "
+             "uncertain by as much" if abs(drift) > 0.1 else ""))
     bound = caffe_gflops * 1e9
     b = sched.batch_size
-    print(f"  {'stage':<22} {'ms/it':>7} {'GFLOP/it':>9} {'bound ms':>9} {'share':>6}"
-          f"   {'DEC net GFLOP/it':>16} {'share':>6}")
+    print(f"  {'stage':<20} {'ms/it':>6} {'GFLOP/it':>8} {'bound ms':>8} {'share':>5}"
+          f"  {'DEC net GFLOP':>13} {'share':>5}  {'IPs alone ms':>12} {'share':>5}"
+          f" {'rest ms':>7}")
     rows = [(f"pretraining layer {i + 1}", s, stage_flops(sched.dims, b, i),
              stage_flops(sched.dims, b, i, frozen_forward=True)) for i, s in enumerate(per_layer)]
     rows.append(("fine-tuning", finetune, stage_flops(sched.dims, b), stage_flops(sched.dims, b)))
-    for name, seconds, flops, dec_flops in rows:
-        print(f"  {name:<22} {seconds * 1e3:7.2f} {flops / 1e9:9.3f} {flops / bound * 1e3:9.2f} "
-              f"{flops / bound / seconds:6.0%}   {dec_flops / 1e9:16.3f} "
-              f"{dec_flops / bound / seconds:6.0%}")
+    for name, (seconds, alone), flops, dec_flops in rows:
+        print(f"  {name:<20} {seconds * 1e3:6.2f} {flops / 1e9:8.3f} {flops / bound * 1e3:8.2f} "
+              f"{flops / bound / seconds:5.0%}  {dec_flops / 1e9:13.3f} "
+              f"{dec_flops / bound / seconds:5.0%}  {alone * 1e3:12.2f} "
+              f"{flops / bound / alone:5.0%} {(seconds - alone) * 1e3:7.2f}")
     round_flops = dec_round_flops(sched.dims, n, b, sched.update_interval)
-    print(f"  {'DEC round':<22} {dec_round * 1e3:7.0f} {round_flops / 1e9:9.3f} "
-          f"{round_flops / bound * 1e3:9.0f} {round_flops / bound / dec_round:6.0%}"
-          f"   (embed {n}, target, {sched.update_interval} iterations; ms a round)")
+    print(f"  {'DEC round':<20} {dec_round * 1e3:6.0f} {round_flops / 1e9:8.1f} "
+          f"{round_flops / bound * 1e3:8.0f} {round_flops / bound / dec_round:5.0%}"
+          "  (ms a round: embed {} {:.0f}, target distribution and its store {:.0f}, the "
+          "solver and its {} iterations {:.0f})".format(n, dec_parts[0] * 1e3, dec_parts[1] * 1e3,
+                                                       sched.update_interval, dec_parts[2] * 1e3))
+    print("  IPs alone: the stage's learning InnerProduct layers, forward and backward, on "
+          "an Input (the ceiling of this BLAS at these shapes); rest: data, dropout, ReLU, "
+          "loss, the update")
     rounds = recorded_rounds()
-    pretrain_min = sched.pretrain_iter * sum(per_layer) / 60
-    finetune_min = sched.finetune_iter * finetune / 60
+    pretrain_min = sched.pretrain_iter * sum(s for s, _ in per_layer) / 60
+    finetune_min = sched.finetune_iter * finetune[0] / 60
     dec_min = rounds * dec_round / 60
     print(f"  paper schedule, projected: pretraining {pretrain_min:.1f} min (4 x "
           f"{sched.pretrain_iter} iterations), fine-tuning {finetune_min:.1f} min "
           f"({sched.finetune_iter}), DEC {dec_min:.1f} min ({rounds} rounds, the recorded "
           f"mnist run's): {pretrain_min + finetune_min + dec_min:.0f} min")
+    ceiling_min = (sched.pretrain_iter * sum(a for _, a in per_layer)
+                   + sched.finetune_iter * finetune[1]) / 60
+    print(f"  the same schedule if pretraining and fine-tuning took their InnerProducts' "
+          f"time alone: {ceiling_min + dec_min:.0f} min")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak memory of this process: {peak:.0f} MiB")
     if args.torch:
