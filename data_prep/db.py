@@ -200,6 +200,23 @@ def reader_copy(path, dest):
     return dest
 
 
+def older_layout(path):
+    """Whether the store's first record carries float_data a tag a float: the
+    layout data_prep wrote before it packed float_data and kept blocks
+    uncompressed (commit f74e7f6). Caffe's Data layer reads such a store
+    several times slower (dec/bench/README.md); writing it again gives the
+    same values. Opens `path` (a reader's copy: LevelDB may write on open)."""
+    store = plyvel.DB(str(path), create_if_missing=False)
+    try:
+        value = next(store.iterator(include_key=False), None)
+    finally:
+        store.close()
+    if value is None:
+        return False
+    datum = Datum.FromString(value)
+    return len(datum.float_data) > 0 and len(datum.SerializeToString()) < len(value)
+
+
 def count_db(path):
     db = plyvel.DB(str(path), create_if_missing=False)
     try:

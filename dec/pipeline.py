@@ -131,6 +131,12 @@ def _run(name, meta, paths, run_dir, sched, n_clusters, autoencoder_file, force,
     # seed) never meets LevelDB's one-process lock, and the data stay untouched.
     paths = {split: db.reader_copy(path, run_dir / "data" / path.name)
              for split, path in paths.items()}
+    older = [path.name for split, path in paths.items()
+             if split in ("train", "total") and db.older_layout(path)]
+    if older:
+        log(f"warning: {data_dir}: {', '.join(older)} written by a data_prep older than "
+            f"f74e7f6 (float_data unpacked, compressed blocks): Caffe reads them several "
+            f"times slower; `python -m data_prep data` writes the same values in today's layout")
     x, y = db.read_db(paths["total"])
     if len(x) < n_clusters:       # before stages.json: a refused command records nothing
         raise ValueError(f"{name} has {len(x)} samples, fewer than {n_clusters} clusters")

@@ -88,6 +88,27 @@ def test_float_data_is_written_packed():
     np.testing.assert_array_equal(db.from_datum(db.Datum.FromString(raw)), x)
 
 
+def test_a_store_in_the_older_layout_is_told_apart(tmp_path):
+    """A store whose float_data carries a tag before every float (data_prep
+    before f74e7f6) is found; ours, an image store and an empty one are not.
+    The old record holds the same values: Caffe's parser takes either form."""
+    import plyvel
+    x = np.array([1.5, -2.0, 0.0, 3.25], np.float32)
+    unpacked = bytes([1 << 3, 4, 2 << 3, 1, 3 << 3, 1]) + b"".join(
+        bytes([6 << 3 | 5]) + v.tobytes() for v in x.astype("<f4"))
+    np.testing.assert_array_equal(db.from_datum(db.Datum.FromString(unpacked)), x)
+    old = plyvel.DB(str(tmp_path / "old"), create_if_missing=True)
+    old.put(db.key(0), unpacked)
+    old.close()
+    assert db.older_layout(tmp_path / "old")
+    db.write_db(tmp_path / "new", x[None])
+    assert not db.older_layout(tmp_path / "new")
+    db.write_db(tmp_path / "img", np.zeros((1, 2, 2), np.uint8))
+    assert not db.older_layout(tmp_path / "img")
+    plyvel.DB(str(tmp_path / "empty"), create_if_missing=True).close()
+    assert not db.older_layout(tmp_path / "empty")
+
+
 def test_idx_files_raw_gz_and_truncated(tmp_path):
     import gzip
     import struct

@@ -147,6 +147,46 @@ def test_a_given_autoencoder_skips_pretraining(digits_run, digits_data, tmp_path
                      log=lambda *a: None, autoencoder_file=given)
 
 
+def _varint(n):
+    out = b""
+    while True:
+        out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            return out
+
+
+def test_a_store_in_the_older_layout_is_named_in_a_warning(digits_run, digits_data, tmp_path):
+    """A data folder written before f74e7f6 (float_data a tag a float) runs as
+    before, the same values, and the run says which stores to write again."""
+    import plyvel
+    run_dir, _ = digits_run
+    given = tmp_path / "given.caffemodel"
+    shutil.copyfile(run_dir / "autoencoder.caffemodel", given)
+    old = tmp_path / "data"
+    shutil.copytree(digits_data, old)
+    store = plyvel.DB(str(old / "digits400_train"))
+    for key, value in list(store.iterator()):
+        datum = db.Datum.FromString(value)
+        record = b"".join(bytes([tag << 3]) + _varint(getattr(datum, name)) for tag, name in
+                          ((1, "channels"), (2, "height"), (3, "width"), (5, "label")))
+        record += b"".join(bytes([6 << 3 | 5]) + np.float32(v).tobytes()
+                           for v in datum.float_data)
+        assert db.Datum.FromString(record) == datum
+        store.put(key, record)
+    store.close()
+    lines = []
+    pipeline.run("digits400", old, tmp_path / "run", SMALL, progress=False,
+                 log=lines.append, autoencoder_file=given, class_folders=False)
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "digits400_train" in warnings[0]
+    assert "digits400_total" not in warnings[0]
+    lines.clear()
+    pipeline.run("digits400", digits_data, tmp_path / "again", SMALL, progress=False,
+                 log=lines.append, autoencoder_file=given, class_folders=False)
+    assert not [line for line in lines if line.startswith("warning:")]
+
+
 def test_predict_assigns_new_samples_like_the_run(digits_run, digits_data):
     run_dir, _ = digits_run
     x, _ = db.read_db(digits_data / "digits400_total")
