@@ -160,7 +160,7 @@ def main(argv=None):
             return stage_and_alone_seconds(tmp / f"{name}_solver.prototxt",
                                            tmp / f"{name}_alone.prototxt", args.iters)
 
-        sgemm_before = blas_report()[0]
+        sgemm_before = caffe_sgemm_gflops()
 
         per_layer = []
         for i in range(len(sched.dims) - 1):
@@ -190,8 +190,8 @@ def main(argv=None):
         solver.net.copy_from(str(tmp / "ae.caffemodel"))
         solver.step(sched.update_interval)
         del solver
-        dec_round = time.perf_counter() - started
-        dec_parts = (embedded - started, targeted - embedded, started + dec_round - targeted)
+        finished = time.perf_counter()
+        dec_round = finished - started
 
     caffe_gflops, report = blas_report()
     print(f"DEC on {n} x {sched.dims[0]}, net {'-'.join(map(str, sched.dims))}, batch "
@@ -220,8 +220,10 @@ def main(argv=None):
     print(f"  {'DEC round':<20} {dec_round * 1e3:6.0f} {round_flops / 1e9:8.1f} "
           f"{round_flops / bound * 1e3:8.0f} {round_flops / bound / dec_round:5.0%}"
           "  (ms a round: embed {} {:.0f}, target distribution and its store {:.0f}, the "
-          "solver and its {} iterations {:.0f})".format(n, dec_parts[0] * 1e3, dec_parts[1] * 1e3,
-                                                       sched.update_interval, dec_parts[2] * 1e3))
+          "solver and its {} iterations {:.0f})".format(n, (embedded - started) * 1e3,
+                                                       (targeted - embedded) * 1e3,
+                                                       sched.update_interval,
+                                                       (finished - targeted) * 1e3))
     print("  IPs alone: the stage's learning InnerProduct layers, forward and backward, on "
           "an Input (the ceiling of this BLAS at these shapes); rest: data, dropout, ReLU, "
           "loss, the update")
@@ -258,14 +260,10 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def blas_report(n=2000):
-    """(Caffe's sgemm GFLOPS, a line: which OpenBLAS kernel Caffe runs, its
-    sgemm GFLOPS beside numpy's)."""
-    import threadpoolctl
+def caffe_sgemm_gflops(n=2000):
+    """Caffe's own sgemm speed: an n x n x n InnerProduct forward, best of 3."""
     caffe = import_caffe()
     rng = np.random.default_rng(0)
-    a = rng.normal(size=(n, n)).astype(np.float32)
-    b = rng.normal(size=(n, n)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         net_file = Path(tmp) / "ip.prototxt"
         net_file.write_text(
@@ -273,9 +271,19 @@ def blas_report(n=2000):
             f'dim: {n} }} }} }}\nlayer {{ name: "ip" type: "InnerProduct" bottom: "d" '
             f'top: "ip" inner_product_param {{ num_output: {n} bias_term: false }} }}\n')
         net = caffe.Net(str(net_file), caffe.TEST)
-    net.params["ip"][0].data[...] = b
-    net.blobs["d"].data[...] = a
-    caffe_gflops = sgemm_gflops(net.forward, n)
+    net.params["ip"][0].data[...] = rng.normal(size=(n, n))
+    net.blobs["d"].data[...] = rng.normal(size=(n, n))
+    return sgemm_gflops(net.forward, n)
+
+
+def blas_report(n=2000):
+    """(Caffe's sgemm GFLOPS, a line: which OpenBLAS kernel Caffe runs, its
+    sgemm GFLOPS beside numpy's)."""
+    import threadpoolctl
+    caffe_gflops = caffe_sgemm_gflops(n)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(n, n)).astype(np.float32)
+    b = rng.normal(size=(n, n)).astype(np.float32)
     numpy_gflops = sgemm_gflops(lambda: a @ b, n)
     numpy_blas = next((f"{i['internal_api']} {i['version']} {i.get('architecture', '?')}"
                        for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
