@@ -551,3 +551,50 @@ def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
     assert np.abs(weights["upstream"][0] - start).max() > 1e-3     # it learned
     for a, b in zip(weights["upstream"], weights["one_pass"]):
         assert a.view(np.uint32).tolist() == b.view(np.uint32).tolist()
+
+
+# ---- patch 0007: dropout's loops on wide vectors, same bits -------------------------
+@pytest.mark.parametrize("ratio", [0.2, 0.3, 0.0])
+def test_dropout_forward_and_backward_are_upstreams_products_bit_for_bit(tmp_path, ratio):
+    """Patch 0007 builds dropout's loops (the MT19937 twist and tempering, the
+    mask's comparison, y = x * mask * scale forward and backward) for AVX-512
+    and AVX2 too and takes the widest the CPU has. On values of every kind
+    (negative zeros, infinities, NaN, subnormals, large and small) and a count
+    that leaves a scalar tail at every width, top and bottom diff are
+    upstream's two float products, rounded one by one, on the standard
+    MT19937's masks."""
+    caffe = engine.import_caffe()
+    (tmp_path / "drop.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" '
+        'input_param { shape { dim: 3 dim: 401 } } }\n'
+        f'layer {{ name: "a" type: "Dropout" bottom: "data" top: "a" '
+        f'dropout_param {{ dropout_ratio: {ratio} }} }}\n'
+        'force_backward: true\n')
+    caffe.set_random_seed(99)
+    net = caffe.Net(str(tmp_path / "drop.prototxt"), caffe.TRAIN)
+    rng = np.random.default_rng(5)
+    special = np.array([-0.0, 0.0, np.inf, -np.inf, np.nan, 1e-45, -3e-39, 3.4e38, 1.0],
+                       np.float32)
+    x = (rng.normal(size=(3, 401)) * 10.0 ** rng.integers(-30, 30, (3, 401))).astype(np.float32)
+    x.ravel()[:special.size * 20] = np.tile(special, 20)
+    top_diff = rng.permutation(x.ravel()).reshape(3, 401)
+    net.blobs["data"].data[...] = x
+    masks = []
+    for step in range(2):           # the second forward crosses the 624-value state
+        net.forward()
+        net.blobs["a"].diff[...] = top_diff
+        net.backward()
+        keep = 1.0 - float(np.float32(ratio))
+        draws = np.array(_mt19937(99, 2 * 1203)[step * 1203:(step + 1) * 1203], np.float64)
+        mask = (draws <= keep * 4294967295.0).astype(np.float32).reshape(3, 401)
+        scale = np.float32(1.0 / (1.0 - np.float64(np.float32(ratio))))
+        with np.errstate(invalid="ignore", over="ignore"):
+            want_top, want_diff = (x * mask) * scale, (top_diff * mask) * scale
+        assert net.blobs["a"].data.view(np.uint32).tolist() == want_top.view(np.uint32).tolist()
+        assert (net.blobs["data"].diff.view(np.uint32).tolist()
+                == want_diff.view(np.uint32).tolist())
+        masks.append(mask)
+    if ratio:
+        assert 0 < masks[0].mean() < 1 and not np.array_equal(masks[0], masks[1])
+    else:
+        assert masks[0].all() and masks[1].all()
