@@ -390,6 +390,54 @@ def test_data_layer_prefetch_0_loads_on_the_calling_thread_the_same_batches(tmp_
             assert np.array_equal(sync[k][1].view(np.uint32), other[k][1].view(np.uint32))
 
 
+def test_prefetch_0_under_a_solver_gives_upstreams_batches_losses_and_weights(tmp_path):
+    """Under a solver, as DEC trains, a `prefetch: 0` data layer (patch 0004)
+    gives the records in order across the wrap-around, one batch a step; the
+    net's data after a step is that step's batch; a forward between steps
+    takes the next one; and the losses and weights are those of upstream's
+    prefetching layer, bit for bit."""
+    caffe = engine.import_caffe()
+    x = np.random.default_rng(3).normal(size=(10, 6)).astype(np.float32)
+    db.write_db(tmp_path / "db", x)
+
+    def run(prefetch):
+        line = "" if prefetch is None else f" prefetch: {prefetch}"
+        (tmp_path / "net.prototxt").write_text(
+            f'layer {{ name: "d" type: "Data" top: "data" data_param {{ source: '
+            f'"{tmp_path / "db"}" backend: LEVELDB batch_size: 4{line} }} }}\n'
+            'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
+            'inner_product_param { num_output: 6 weight_filler { type: "gaussian" std: 0.3 } } }\n'
+            'layer { name: "loss" type: "EuclideanLoss" bottom: "a" bottom: "data" '
+            'top: "loss" }\n')
+        (tmp_path / "solver.prototxt").write_text(
+            f'net: "{tmp_path / "net.prototxt"}" base_lr: 0.05 lr_policy: "fixed" '
+            f'momentum: 0.9 max_iter: 100 snapshot: 0 snapshot_prefix: "{tmp_path / "s"}" '
+            'solver_mode: CPU random_seed: 3\n')
+        solver = caffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+        seen, losses = [], []
+        for _ in range(6):
+            solver.step(1)
+            seen.append(solver.net.blobs["data"].data.reshape(4, 6).copy())
+            losses.append(float(solver.net.blobs["loss"].data))
+        solver.net.forward()
+        seen.append(solver.net.blobs["data"].data.reshape(4, 6).copy())
+        solver.step(3)
+        seen.append(solver.net.blobs["data"].data.reshape(4, 6).copy())
+        weights = solver.net.params["a"][0].data.copy()
+        del solver
+        return seen, losses, weights
+
+    ahead, ahead_losses, ahead_weights = run(0)
+    threaded, threaded_losses, threaded_weights = run(None)
+    for k, batch in zip([0, 1, 2, 3, 4, 5, 6, 9], ahead):
+        rows = [(4 * k + i) % 10 for i in range(4)]
+        assert batch.view(np.uint32).tolist() == x[rows].view(np.uint32).tolist()
+    for a, b in zip(ahead, threaded):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    assert ahead_losses == threaded_losses
+    assert ahead_weights.view(np.uint32).tolist() == threaded_weights.view(np.uint32).tolist()
+
+
 def _solver(tmp_path, name, lr_mult, iters):
     (tmp_path / f"{name}.prototxt").write_text(
         'layer { name: "data" type: "Input" top: "data" top: "target" '
