@@ -10,13 +10,19 @@ InnerProduct layers timed alone (inner_products_alone: the GEMMs and nothing
 else), the ceiling this BLAS gives at these shapes, and the rest of the
 iteration; a DEC round in its parts; then the paper schedule's projected
 minutes. Caffe's sgemm is measured before and after: a shared machine that
-changed speed between them makes every share uncertain, and it says so.
+changed speed between them makes every share uncertain, and it says so. So is
+a cache line's round trip between the first two CPUs (core_round_trip.c): on a
+VM the hypervisor may move its vCPUs between dies, and then OpenBLAS's two
+threads wait on each other longer at these batch sizes while sgemm 2000^3
+hardly changes.
 `--torch PYTHON` runs dec/bench/torch_reference.py (the same net in PyTorch)
 with a Python that has it, on the same cores, after Caffe.
 """
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import tempfile
 import time
@@ -34,6 +40,7 @@ from ..engine import REPO, import_caffe
 # The rounds DEC's stage took in the recorded mnist run (dec/measured.json):
 # the projection's DEC stage is that many rounds.
 MEASURED = REPO / "dec" / "measured.json"
+CORE_ROUND_TRIP = Path(__file__).with_name("core_round_trip.c")
 
 
 def inner_products_alone(net_text, batch, dim_in, caffe_pb2):
@@ -161,6 +168,7 @@ def main(argv=None):
                                            tmp / f"{name}_alone.prototxt", args.iters)
 
         sgemm_before = caffe_sgemm_gflops()
+        trip_before = core_round_trip_ns()
 
         per_layer = []
         for i in range(len(sched.dims) - 1):
@@ -193,6 +201,7 @@ def main(argv=None):
         finished = time.perf_counter()
         dec_round = finished - started
 
+    trip_after = core_round_trip_ns()
     caffe_gflops, report = blas_report()
     print(f"DEC on {n} x {sched.dims[0]}, net {'-'.join(map(str, sched.dims))}, batch "
           f"{sched.batch_size}, CPU ({epoch_iters} iterations per epoch)")
@@ -202,6 +211,11 @@ def main(argv=None):
           + (f": this machine changed speed by {drift:+.0%} while it ran; the shares are "
              "uncertain by as much" if abs(drift) > 0.1 else "")
           + "; the bound below is the faster")
+    if trip_before and trip_after:
+        print(f"  a cache line's round trip between this process's first two CPUs: "
+              f"{trip_before:.0f} ns before the stages, {trip_after:.0f} after (our 2-vCPU "
+              "EPYC VM: ~100 when the hypervisor keeps both on one die, ~430 when not — "
+              "then OpenBLAS's two threads wait longer and fine-tuning takes ~25 % more)")
     # The faster of the two: as every time here, the best run is the least disturbed.
     bound = max(caffe_gflops, sgemm_before) * 1e9
     b = sched.batch_size
@@ -274,6 +288,23 @@ def caffe_sgemm_gflops(n=2000):
     net.params["ip"][0].data[...] = rng.normal(size=(n, n))
     net.blobs["d"].data[...] = rng.normal(size=(n, n))
     return sgemm_gflops(net.forward, n)
+
+
+def core_round_trip_ns(trips=200000):
+    """A cache line's round trip between two threads pinned to this process's
+    first two CPUs, in ns (core_round_trip.c, built with the system's C
+    compiler), or None without two CPUs or a compiler."""
+    cpus = sorted(os.sched_getaffinity(0))
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if len(cpus) < 2 or not compiler:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        program = Path(tmp) / "core_round_trip"
+        subprocess.run([compiler, "-O2", "-pthread", "-o", str(program), str(CORE_ROUND_TRIP)],
+                       check=True, capture_output=True)
+        out = subprocess.run([str(program), str(cpus[0]), str(cpus[1]), str(trips)],
+                             check=True, capture_output=True, text=True, timeout=60)
+    return float(out.stdout)
 
 
 def blas_report(n=2000):

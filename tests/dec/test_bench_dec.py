@@ -1,7 +1,12 @@
-"""make bench-dec's ceiling: the net of a stage's InnerProducts alone."""
+"""make bench-dec's ceiling: the net of a stage's InnerProducts alone; the
+round trip between two CPUs that it prints."""
+import os
+import shutil
+
 import pytest
 
 from dec import nets
+from dec.bench import dec as bench
 from dec.bench.dec import inner_products_alone, stage_flops
 
 
@@ -43,3 +48,19 @@ def test_inner_products_alone_runs_the_stage_gemms(tmp_path, layer):
     last = list(net.params)[-1]
     assert net.params[last][0].diff.any()         # the loss reached the weights
     assert net.params[list(net.params)[0]][0].diff.any()   # and the first layer's
+
+
+def test_core_round_trip_is_measured_between_two_pinned_cpus(monkeypatch):
+    """core_round_trip.c, built with the system's compiler, pins its two
+    threads to the process's first two CPUs and gives the round trip in ns (a
+    cache line between cores: tens to a few hundred ns, never 0); with one CPU
+    allowed, or no compiler, there is nothing to measure: None."""
+    if len(os.sched_getaffinity(0)) < 2 or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("needs two CPUs and a C compiler (CI has both)")
+    ns = bench.core_round_trip_ns(trips=20000)
+    assert 1 < ns < 100000
+    monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0})
+    assert bench.core_round_trip_ns() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    assert bench.core_round_trip_ns() is None
