@@ -511,6 +511,16 @@ def _mt19937(seed, n):
     return out
 
 
+def _dropout_net(path, ratio, more=""):
+    """A 3 x 401 Input (1203 units: a scalar tail at every vector width, and
+    two forwards cross the MT19937's 624-value state) into dropout "a"."""
+    path.write_text(
+        'layer { name: "data" type: "Input" top: "data" '
+        'input_param { shape { dim: 3 dim: 401 } } }\n'
+        f'layer {{ name: "a" type: "Dropout" bottom: "data" top: "a" '
+        f'dropout_param {{ dropout_ratio: {ratio} }} }}\n' + more)
+
+
 @pytest.mark.parametrize("ratio", [0.2, 0.0, 0.5])
 def test_dropout_masks_are_boosts_bernoulli_on_the_standard_mt19937(tmp_path, ratio):
     """Patch 0005 gives Caffe an MT19937 of its own that draws a mask in one
@@ -520,13 +530,9 @@ def test_dropout_masks_are_boosts_bernoulli_on_the_standard_mt19937(tmp_path, ra
     generator's 624-value state; a ratio of 0 keeps every unit and draws all
     the same (the next layer's mask comes after its draws)."""
     caffe = engine.import_caffe()
-    (tmp_path / "drop.prototxt").write_text(
-        'layer { name: "data" type: "Input" top: "data" '
-        'input_param { shape { dim: 3 dim: 401 } } }\n'
-        f'layer {{ name: "a" type: "Dropout" bottom: "data" top: "a" '
-        f'dropout_param {{ dropout_ratio: {ratio} }} }}\n'
-        'layer { name: "b" type: "Dropout" bottom: "data" top: "b" '
-        'dropout_param { dropout_ratio: 0.5 } }\n')
+    _dropout_net(tmp_path / "drop.prototxt", ratio,
+                 'layer { name: "b" type: "Dropout" bottom: "data" top: "b" '
+                 'dropout_param { dropout_ratio: 0.5 } }\n')
     caffe.set_random_seed(1234)
     net = caffe.Net(str(tmp_path / "drop.prototxt"), caffe.TRAIN)
     net.blobs["data"].data[...] = 1
@@ -612,12 +618,7 @@ def test_dropout_forward_and_backward_are_upstreams_products_bit_for_bit(tmp_pat
     upstream's two float products, rounded one by one, on the standard
     MT19937's masks."""
     caffe = engine.import_caffe()
-    (tmp_path / "drop.prototxt").write_text(
-        'layer { name: "data" type: "Input" top: "data" '
-        'input_param { shape { dim: 3 dim: 401 } } }\n'
-        f'layer {{ name: "a" type: "Dropout" bottom: "data" top: "a" '
-        f'dropout_param {{ dropout_ratio: {ratio} }} }}\n'
-        'force_backward: true\n')
+    _dropout_net(tmp_path / "drop.prototxt", ratio, "force_backward: true\n")
     caffe.set_random_seed(99)
     net = caffe.Net(str(tmp_path / "drop.prototxt"), caffe.TRAIN)
     rng = np.random.default_rng(5)
