@@ -54,7 +54,8 @@ def test_core_round_trip_is_measured_between_two_pinned_cpus(monkeypatch):
     """core_round_trip.c, built with the system's compiler, pins its two
     threads to the process's first two CPUs and gives the round trip in ns (a
     cache line between cores: tens to a few hundred ns, never 0); with one CPU
-    allowed, or no compiler, there is nothing to measure: None."""
+    allowed, no compiler, or a source that does not compile, there is nothing
+    to measure: None."""
     if len(os.sched_getaffinity(0)) < 2 or not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("needs two CPUs and a C compiler (CI has both)")
     ns = bench.core_round_trip_ns(trips=20000)
@@ -64,3 +65,6 @@ def test_core_round_trip_is_measured_between_two_pinned_cpus(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)
     assert bench.core_round_trip_ns() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(bench, "CORE_ROUND_TRIP", bench.CORE_ROUND_TRIP.with_name("absent.c"))
+    assert bench.core_round_trip_ns() is None                  # it does not compile
