@@ -168,7 +168,8 @@ def main(argv=None):
                                            tmp / f"{name}_alone.prototxt", args.iters)
 
         sgemm_before = caffe_sgemm_gflops()
-        trip_before = core_round_trip_ns()
+        round_trip = build_core_round_trip(tmp)
+        trip_before = core_round_trip_ns(round_trip)
 
         per_layer = []
         for i in range(len(sched.dims) - 1):
@@ -200,8 +201,8 @@ def main(argv=None):
         del solver
         finished = time.perf_counter()
         dec_round = finished - started
+        trip_after = core_round_trip_ns(round_trip)
 
-    trip_after = core_round_trip_ns()
     caffe_gflops, report = blas_report()
     print(f"DEC on {n} x {sched.dims[0]}, net {'-'.join(map(str, sched.dims))}, batch "
           f"{sched.batch_size}, CPU ({epoch_iters} iterations per epoch)")
@@ -218,7 +219,7 @@ def main(argv=None):
               "then OpenBLAS's two threads wait longer and fine-tuning takes ~25 % more)")
     else:
         print("  the round trip between two CPUs was not measured (it needs two CPUs and a "
-              "C compiler)")
+              "C compiler that builds dec/bench/core_round_trip.c)")
     # The faster of the two: as every time here, the best run is the least disturbed.
     bound = max(caffe_gflops, sgemm_before) * 1e9
     b = sched.batch_size
@@ -293,23 +294,33 @@ def caffe_sgemm_gflops(n=2000):
     return sgemm_gflops(net.forward, n)
 
 
-def core_round_trip_ns(trips=200000):
-    """A cache line's round trip between two threads pinned to this process's
-    first two CPUs, in ns (core_round_trip.c, built with the system's C
-    compiler), or None without two CPUs, a compiler, or a program that runs."""
-    cpus = sorted(os.sched_getaffinity(0))
+def build_core_round_trip(out_dir):
+    """core_round_trip.c built with the system's C compiler into out_dir: the
+    program's path, or None without two CPUs to run it on or a compiler that
+    builds it."""
     compiler = shutil.which("cc") or shutil.which("gcc")
-    if len(cpus) < 2 or not compiler:
+    if len(os.sched_getaffinity(0)) < 2 or not compiler:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        program = Path(tmp) / "core_round_trip"
-        try:
-            subprocess.run([compiler, "-O2", "-pthread", "-o", str(program),
-                            str(CORE_ROUND_TRIP)], check=True, capture_output=True)
-            out = subprocess.run([str(program), str(cpus[0]), str(cpus[1]), str(trips)],
-                                 check=True, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.SubprocessError):
-            return None
+    program = Path(out_dir) / "core_round_trip"
+    try:
+        subprocess.run([compiler, "-O2", "-pthread", "-o", str(program), str(CORE_ROUND_TRIP)],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return program
+
+
+def core_round_trip_ns(program, trips=200000):
+    """A cache line's round trip between two threads pinned to this process's
+    first two CPUs, in ns, or None without the program or where it fails."""
+    if program is None:
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        out = subprocess.run([str(program), str(cpus[0]), str(cpus[1]), str(trips)],
+                             check=True, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
     return float(out.stdout)
 
 

@@ -50,21 +50,24 @@ def test_inner_products_alone_runs_the_stage_gemms(tmp_path, layer):
     assert net.params[list(net.params)[0]][0].diff.any()   # and the first layer's
 
 
-def test_core_round_trip_is_measured_between_two_pinned_cpus(monkeypatch):
-    """core_round_trip.c, built with the system's compiler, pins its two
+def test_core_round_trip_is_measured_between_two_pinned_cpus(tmp_path, monkeypatch):
+    """core_round_trip.c, built once with the system's compiler, pins its two
     threads to the process's first two CPUs and gives the round trip in ns (a
-    cache line between cores: tens to a few hundred ns, never 0); with one CPU
-    allowed, no compiler, or a source that does not compile, there is nothing
-    to measure: None."""
+    cache line between cores: tens to a few hundred ns, never 0), run after run;
+    with one CPU allowed, no compiler, or a source that does not build, there
+    is no program and nothing to measure: None."""
     if len(os.sched_getaffinity(0)) < 2 or not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("needs two CPUs and a C compiler (CI has both)")
-    ns = bench.core_round_trip_ns(trips=20000)
-    assert 1 < ns < 100000
+    program = bench.build_core_round_trip(tmp_path)
+    for _ in range(2):
+        assert 1 < bench.core_round_trip_ns(program, trips=20000) < 100000
+    assert bench.core_round_trip_ns(None) is None
+    assert bench.core_round_trip_ns(tmp_path / "absent") is None     # fails to run
     monkeypatch.setattr(bench.os, "sched_getaffinity", lambda pid: {0})
-    assert bench.core_round_trip_ns() is None
+    assert bench.build_core_round_trip(tmp_path / "one") is None
     monkeypatch.undo()
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)
-    assert bench.core_round_trip_ns() is None
+    assert bench.build_core_round_trip(tmp_path) is None
     monkeypatch.undo()
     monkeypatch.setattr(bench, "CORE_ROUND_TRIP", bench.CORE_ROUND_TRIP.with_name("absent.c"))
-    assert bench.core_round_trip_ns() is None                  # it does not compile
+    assert bench.build_core_round_trip(tmp_path) is None             # it does not build
