@@ -40,8 +40,10 @@ def tool(name="caffe"):
 # OPENBLAS_CORETYPE when it loads, so Caffe's is told the right family first.
 GENERIC_CORES = {"prescott", "core2", "katmai", "coppermine", "northwood", "banias",
                  "atom", "unknown", ""}
-PROBE = ("import ctypes, ctypes.util\n"
-         "lib = ctypes.CDLL(ctypes.util.find_library('openblas') or 'libopenblas.so.0')\n"
+# The probe loads the system's OpenBLAS, or the one whose path it is given.
+PROBE = ("import ctypes, ctypes.util, sys\n"
+         "lib = ctypes.CDLL(sys.argv[1] if len(sys.argv) > 1 else\n"
+         "                  (ctypes.util.find_library('openblas') or 'libopenblas.so.0'))\n"
          "lib.openblas_get_corename.restype = ctypes.c_char_p\n"
          "print(lib.openblas_get_corename().decode())")
 
@@ -57,6 +59,18 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return set()
 
 
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name, as the kernel reports it ("?" where it does not)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
 def core_for(corename, flags):
     """The OPENBLAS_CORETYPE to ask for, or None to leave OpenBLAS's choice."""
     if corename.strip().lower() not in GENERIC_CORES:
@@ -68,23 +82,33 @@ def core_for(corename, flags):
     return None
 
 
+def openblas_core(env, library=None):
+    """The kernel family an OpenBLAS picks under `env`: the system's, or the
+    one at `library`; None where it cannot be loaded."""
+    probe = subprocess.run([sys.executable, "-c", PROBE] + ([str(library)] if library else []),
+                           capture_output=True, text=True, env=env)
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def kernel_env(environ, library=None):
+    """{OPENBLAS_CORETYPE: ...} where that OpenBLAS would use generic kernels
+    on this CPU; {} where it knows the CPU or `environ` chose one."""
+    if environ.get("OPENBLAS_CORETYPE"):
+        return {}
+    core = openblas_core({k: v for k, v in environ.items() if k != "OPENBLAS_CORETYPE"}, library)
+    core = core_for(core, cpu_flags()) if core is not None else None
+    return {"OPENBLAS_CORETYPE": core} if core else {}
+
+
 @functools.lru_cache(maxsize=1)
 def blas_env():
-    """{OPENBLAS_CORETYPE: ...} where the system OpenBLAS would use generic
-    kernels on this CPU; {} where it knows the CPU or the user chose."""
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        return {}
-    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                           env={k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"})
-    core = core_for(probe.stdout.strip(), cpu_flags()) if probe.returncode == 0 else None
-    return {"OPENBLAS_CORETYPE": core} if core else {}
+    """kernel_env of the system OpenBLAS (Caffe's) under this process's environment."""
+    return kernel_env(os.environ)
 
 
 def blas_core():
     """The kernel family Caffe's OpenBLAS runs with, under blas_env()."""
-    probe = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                           env=dict(os.environ, **blas_env()))
-    return probe.stdout.strip() if probe.returncode == 0 else "unknown"
+    return openblas_core(dict(os.environ, **blas_env())) or "unknown"
 
 
 def logging_env():

@@ -241,16 +241,8 @@ def machine():
     the OpenBLAS Caffe runs with (not NumPy's own, which may differ)."""
     import os
 
-    from data_prep.caffe_tools import blas_core
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, OpenBLAS {blas_core()}"
+    from data_prep.caffe_tools import blas_core, cpu_model
+    return f"{cpu_model()}, {os.cpu_count()} cores, OpenBLAS {blas_core()}"
 
 
 def commit():

@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# Standard library only, as this script: the one choice of OpenBLAS kernel dec makes.
+from data_prep.caffe_tools import GENERIC_CORES, cpu_model, kernel_env, openblas_core  # noqa: E402
 DEFAULT_BUNDLE = ROOT / ".gpu-bundle" / "heobs-gpu-bundle.tar.xz"
 # What the bundle leaves out on purpose: the machine has them (sonames).
 DEVICE_LIBS = ("libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10", "libcudart.so.13")
@@ -191,6 +194,21 @@ class Check:
                           "detail": detail, **figures})
         print(f"[gpu-check] {verdict(ok)} {step}: {detail}", flush=True)
 
+    def blas_kernel(self, library):
+        """The CPU steps run with the kernel dec would choose: the bundle's
+        OpenBLAS 0.3.21 takes a generic one (Prescott, 3-5x slower GEMMs) on
+        CPUs newer than it, such as the lent machine's Xeon."""
+        chosen = kernel_env(self.env, library)
+        self.env.update(chosen)
+        core = openblas_core(self.env, library)
+        generic = core is not None and core.lower() in GENERIC_CORES
+        self.record("OpenBLAS kernel for the CPU steps", core is not None,
+                    (core or "the bundle's OpenBLAS does not load")
+                    + (" (generic: the CPU figures are slow)" if generic else "")
+                    + f" on {cpu_model()}, {os.cpu_count()} cores"
+                    + (f" (OPENBLAS_CORETYPE={chosen['OPENBLAS_CORETYPE']}: its own choice "
+                       "is generic here)" if chosen else ""), kernel=core)
+
     def gtest(self):
         # Caffe's typed tests: /0 /1 on CPUDevice<float|double>, /2 /3 on GPUDevice<...>.
         which = "*/0.*:*/1.*" if self.cpu_only else "*/2.*:*/3.*"
@@ -325,6 +343,7 @@ def main(argv=None):
             check.record("nvidia-smi -L", code == 0, text.strip().splitlines()[0] if text.strip()
                          else f"exit {code}")
         binaries = [bundle / "bin" / "caffe", bundle / "bin" / "test_multi_t_loss.testbin"]
+        check.blas_kernel(bundle / "lib" / "libopenblas.so.0")
         if shutil.which("ldd"):
             libc = subprocess.run(["ldd", "--version"], stdout=subprocess.PIPE,
                                   text=True).stdout
