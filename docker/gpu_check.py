@@ -15,7 +15,9 @@ this script, standard library only, unpacks it and, in one command of a few minu
 One summary at the end; the logs and summary.json in a folder it names, and
 where $OUT is set (the device tool's folder that comes back, at most 8 files)
 summary.json and gpu-check-logs.tar.gz there; exit 1 if a step failed. cuBLAS, cuRAND and the CUDA runtime come
-from the machine: PyTorch's nvidia-* wheels, else /usr/local/cuda.
+from the machine: PyTorch's nvidia-* wheels, else /usr/local/cuda. The CPU
+steps run on the OpenBLAS kernel dec would choose there (data_prep.caffe_tools:
+the bundle's OpenBLAS 0.3.21 falls back to a generic one on newer CPUs).
 
   python3 docker/gpu_check.py [BUNDLE] [--cpu] [--iterations N] [--rtol R]
 
