@@ -95,9 +95,10 @@ def kernel_env(environ, library=None):
     on this CPU; {} where it knows the CPU or `environ` chose one."""
     if environ.get("OPENBLAS_CORETYPE"):
         return {}
-    core = openblas_core({k: v for k, v in environ.items() if k != "OPENBLAS_CORETYPE"}, library)
-    core = core_for(core, cpu_flags()) if core is not None else None
-    return {"OPENBLAS_CORETYPE": core} if core else {}
+    picked = openblas_core({k: v for k, v in environ.items() if k != "OPENBLAS_CORETYPE"},
+                           library)
+    ask = core_for(picked, cpu_flags()) if picked is not None else None
+    return {"OPENBLAS_CORETYPE": ask} if ask else {}
 
 
 @functools.lru_cache(maxsize=1)
