@@ -647,3 +647,70 @@ def test_dropout_forward_and_backward_are_upstreams_products_bit_for_bit(tmp_pat
         assert 0 < masks[0].mean() < 1 and not np.array_equal(masks[0], masks[1])
     else:
         assert masks[0].all() and masks[1].all()
+
+
+# ---- patch 0008: float GEMMs on two threads of ours, same bits ----------------------
+_GEMM_RUN = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from dec import engine
+    caffe = engine.import_caffe(quiet=False)
+    solver = caffe.SGDSolver(sys.argv[1])
+    rng = np.random.default_rng(11)
+    losses = []
+    for _ in range(6):
+        solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
+        solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
+        solver.step(1)
+        losses.append(float(solver.net.blobs["loss"].data))
+    np.savez(sys.argv[2], *[b.data for layer in solver.net.params.values() for b in layer],
+             losses=np.array(losses, np.float32))
+""")
+
+
+def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
+    """Patch 0008 cuts each float product that OpenBLAS would run on its two
+    threads into two column halves, each a one-thread OpenBLAS call on a
+    thread of ours, K in OpenBLAS's threaded steps, where a probe and a check
+    of each shape's first call show OpenBLAS's two-thread bits. Shapes that
+    take every path — K above 2Q and between Q and 2Q, wide products (split),
+    narrow ones (K cut on the calling thread), the bias gradients' GEMVs (cut
+    as OpenBLAS's threaded GEMV cuts them), small products OpenBLAS keeps on
+    one thread — trained with and without HEOBS_CAFFE_GEMM_UPSTREAM=1, on two
+    OpenBLAS threads: every weight and loss the same bits. Caffe's log says
+    which path it took; where OpenBLAS's kernel cuts its work otherwise (the
+    probe finds no K step) the test says so and skips."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" top: "target" '
+        'input_param { shape { dim: 64 dim: 1500 } shape { dim: 64 dim: 40 } } }\n'
+        'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
+        'inner_product_param { num_output: 700 weight_filler { type: "gaussian" std: 0.02 } '
+        'bias_filler { type: "constant" value: 0.1 } } }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
+        'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
+        'inner_product_param { num_output: 40 weight_filler { type: "gaussian" std: 0.02 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "fixed" momentum: 0.9 '
+        f'weight_decay: 0 max_iter: 6 snapshot: 0 snapshot_prefix: "{tmp_path}/s" '
+        'solver_mode: CPU random_seed: 5\n')
+    saved, logs = {}, {}
+    for path, flag in (("upstream", "1"), ("ours", "0")):
+        env = dict(os.environ, HEOBS_CAFFE_GEMM_UPSTREAM=flag, OPENBLAS_NUM_THREADS="2",
+                   GLOG_minloglevel="0", GLOG_logtostderr="1")
+        run = subprocess.run([sys.executable, "-c", _GEMM_RUN,
+                              str(tmp_path / "solver.prototxt"), str(tmp_path / path)],
+                             capture_output=True, text=True, env=env, cwd=engine.REPO)
+        assert run.returncode == 0, run.stderr[-2000:]
+        logs[path] = run.stderr
+        with np.load(tmp_path / f"{path}.npz") as arrays:
+            saved[path] = {name: arrays[name] for name in arrays.files}
+    assert "float GEMMs" not in logs["upstream"]
+    for name, array in saved["upstream"].items():
+        assert array.view(np.uint32).tolist() == saved["ours"][name].view(np.uint32).tolist(), name
+    assert np.abs(saved["upstream"]["arr_0"]).max() > 0 and np.isfinite(saved["ours"]["losses"]).all()
+    decision = [line for line in logs["ours"].splitlines() if "float GEMMs" in line]
+    assert len(decision) == 1, logs["ours"][-2000:]
+    if "two threads of ours" not in decision[0]:
+        pytest.skip("patch 0008 not exercised here: " + decision[0].split("] ", 1)[-1])
+    assert "own threads (ours give other bits)" not in logs["ours"]
