@@ -714,3 +714,58 @@ def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
     if "two threads of ours" not in decision[0]:
         pytest.skip("patch 0008 not exercised here: " + decision[0].split("] ", 1)[-1])
     assert "own threads (ours give other bits)" not in logs["ours"]
+
+
+_GEMM_FORK_RUN = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from dec import engine
+    caffe = engine.import_caffe(quiet=False)
+    solver = caffe.SGDSolver(sys.argv[1])
+    rng = np.random.default_rng(3)
+    def steps(n):
+        for _ in range(n):
+            solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
+            solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
+            solver.step(1)
+    steps(3)            # our worker runs
+    time.sleep(0.4)     # and goes to sleep on its condition (after 100 ms idle)
+    pid = os.fork()
+    steps(3)            # parent and child: the same steps from the same state
+    time.sleep(0.4)     # the child's own worker asleep too: the next product wakes it
+    steps(2)
+    weights = np.concatenate([b.data.ravel() for layer in solver.net.params.values()
+                              for b in layer])
+    np.save(sys.argv[2] + ("_child" if pid == 0 else "_parent") + ".npy", weights)
+    if pid == 0:
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+""")
+
+
+def test_a_forked_child_runs_its_own_products_with_the_same_bits(tmp_path):
+    """fork() copies only the calling thread: patch 0008's worker is not in
+    the child, and the lock and condition it shared may be in any state. A
+    child forked after the worker ran and fell asleep makes its own and goes
+    on: the child and the parent, taking the same steps from the same state,
+    end with the same weights, bit for bit, and neither hangs."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" top: "target" '
+        'input_param { shape { dim: 64 dim: 1500 } shape { dim: 64 dim: 40 } } }\n'
+        'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
+        'inner_product_param { num_output: 700 weight_filler { type: "gaussian" std: 0.02 } } }\n'
+        'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
+        'inner_product_param { num_output: 40 weight_filler { type: "gaussian" std: 0.02 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "fixed" momentum: 0.9 '
+        f'max_iter: 100 snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU '
+        'random_seed: 5\n')
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", GLOG_minloglevel="0", GLOG_logtostderr="1")
+    run = subprocess.run([sys.executable, "-c", _GEMM_FORK_RUN, str(tmp_path / "solver.prototxt"),
+                          str(tmp_path / "w")], capture_output=True, text=True, env=env,
+                         cwd=engine.REPO, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    parent, child = np.load(tmp_path / "w_parent.npy"), np.load(tmp_path / "w_child.npy")
+    assert parent.view(np.uint32).tolist() == child.view(np.uint32).tolist()
