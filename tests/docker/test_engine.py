@@ -679,26 +679,31 @@ _GEMM_RUN = textwrap.dedent("""
 
 def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
     """Patch 0008 cuts each float product that OpenBLAS would run on its two
-    threads into two column halves, each a one-thread OpenBLAS call on a
-    thread of ours, K in OpenBLAS's threaded steps, where a probe and a check
-    of each shape's first call show OpenBLAS's two-thread bits. Shapes that
-    take every path — K above 2Q and between Q and 2Q, wide products (split),
-    narrow ones (K cut on the calling thread), the bias gradients' GEMVs (cut
-    as OpenBLAS's threaded GEMV cuts them), small products OpenBLAS keeps on
-    one thread — trained with and without HEOBS_CAFFE_GEMM_UPSTREAM=1, on two
-    OpenBLAS threads: every weight and loss the same bits. Caffe's log says
-    which path it took; where OpenBLAS's kernel cuts its work otherwise (the
-    probe finds no K step) the test says so and skips."""
+    threads into two halves of C (its columns; its rows where it has under 64
+    columns), each a one-thread OpenBLAS call on a thread of ours, K in
+    OpenBLAS's threaded steps, where a probe and a check of each shape's first
+    call show OpenBLAS's two-thread bits. Shapes that take every path — K
+    above 2Q and between Q and 2Q, wide products (columns split: a, c
+    forward), narrow ones (rows split: c's weight gradient, 300 x 40; neither
+    wide nor tall, K cut on the calling thread: b forward, 48 x 40), the bias
+    gradients' GEMVs (cut as OpenBLAS's threaded GEMV cuts them), small
+    products OpenBLAS keeps on one thread — trained with and without
+    HEOBS_CAFFE_GEMM_UPSTREAM=1, on two OpenBLAS threads: every weight and
+    loss the same bits. Caffe's log says which path it took; where OpenBLAS's
+    kernel cuts its work otherwise (the probe finds no K step) the test says
+    so and skips."""
     (tmp_path / "net.prototxt").write_text(
         'layer { name: "data" type: "Input" top: "data" top: "target" '
-        'input_param { shape { dim: 64 dim: 1500 } shape { dim: 64 dim: 40 } } }\n'
+        'input_param { shape { dim: 48 dim: 1500 } shape { dim: 48 dim: 300 } } }\n'
         'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
         'inner_product_param { num_output: 700 weight_filler { type: "gaussian" std: 0.02 } '
         'bias_filler { type: "constant" value: 0.1 } } }\n'
         'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
         'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
         'inner_product_param { num_output: 40 weight_filler { type: "gaussian" std: 0.02 } } }\n'
-        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
+        'layer { name: "c" type: "InnerProduct" bottom: "b" top: "c" '
+        'inner_product_param { num_output: 300 weight_filler { type: "gaussian" std: 0.05 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "c" bottom: "target" top: "loss" }\n')
     (tmp_path / "solver.prototxt").write_text(
         f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "fixed" momentum: 0.9 '
         f'weight_decay: 0 max_iter: 6 snapshot: 0 snapshot_prefix: "{tmp_path}/s" '
@@ -775,3 +780,69 @@ def test_a_forked_child_runs_its_own_products_with_the_same_bits(tmp_path):
     if not decision or "two threads of ours" not in decision[0]:
         pytest.skip("patch 0008 not exercised here: "
                     + (decision[0].split("] ", 1)[-1] if decision else "no decision logged"))
+
+
+# ---- patch 0009: each layer's update right after its backward pass -----------------
+_LAYER_UPDATE_RUN = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from dec import engine
+    caffe = engine.import_caffe(quiet=False)
+    solver = caffe.SGDSolver(sys.argv[1])
+    rng = np.random.default_rng(13)
+    losses = []
+    for _ in range(14):
+        solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
+        solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
+        solver.step(1)
+        losses.append(float(solver.net.blobs["loss"].data))
+    blobs = [b for layer in solver.net.params.values() for b in layer]
+    np.savez(sys.argv[2], *[b.data for b in blobs], *[b.diff for b in blobs],
+             losses=np.array(losses, np.float32))
+""")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_each_layers_update_after_its_backward_gives_upstreams_bits(tmp_path, shared):
+    """Patch 0009 updates each layer's parameters right after the layer's
+    backward pass (plain SGD on the CPU), where nothing reads them again in
+    that pass. 14 iterations through DEC's momentum burn-in, a multistep rate
+    and weight decay, a frozen layer (lr_mult 0) and one without a bias, with
+    and without HEOBS_CAFFE_UPDATE_UPSTREAM=1: every weight, gradient and loss
+    the same bits. With a weight shared by two layers its gradient is whole
+    only after both backward passes: it is updated after the first layer's,
+    which comes last — the same bits again."""
+    share = 'param { name: "tied" } ' if shared else ""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" top: "target" '
+        'input_param { shape { dim: 32 dim: 60 } shape { dim: 32 dim: 60 } } }\n'
+        'layer { name: "frozen" type: "InnerProduct" bottom: "data" top: "f" '
+        'param { lr_mult: 0 } param { lr_mult: 0 } '
+        'inner_product_param { num_output: 60 weight_filler { type: "gaussian" std: 0.1 } } }\n'
+        f'layer {{ name: "a" type: "InnerProduct" bottom: "f" top: "a" {share}'
+        'inner_product_param { num_output: 60 bias_term: false '
+        'weight_filler { type: "gaussian" std: 0.1 } } }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
+        f'layer {{ name: "b" type: "InnerProduct" bottom: "a" top: "b" {share}'
+        'inner_product_param { num_output: 60 bias_term: false '
+        'weight_filler { type: "gaussian" std: 0.1 } } }\n'
+        'layer { name: "c" type: "InnerProduct" bottom: "b" top: "c" '
+        'inner_product_param { num_output: 60 weight_filler { type: "gaussian" std: 0.1 } '
+        'bias_filler { type: "constant" value: 0.1 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "c" bottom: "target" top: "loss" }\n')
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path}/net.prototxt" base_lr: 0.05 lr_policy: "multistep" gamma: 0.5 '
+        'stepvalue: 5 stepvalue: 9 momentum: 0.9 momentum_burnin: 6 weight_decay: 0.001 '
+        f'max_iter: 14 snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU '
+        'random_seed: 3\n')
+    runs = _train_both_ways(_LAYER_UPDATE_RUN, tmp_path / "solver.prototxt", tmp_path,
+                            "HEOBS_CAFFE_UPDATE_UPSTREAM")
+    saved = {way: arrays for way, (arrays, _) in runs.items()}
+    logs = {way: log for way, (_, log) in runs.items()}
+    for name, array in saved["upstream"].items():
+        assert array.view(np.uint32).tolist() == saved["ours"][name].view(np.uint32).tolist(), name
+    assert np.isfinite(saved["ours"]["losses"]).all()
+    assert saved["ours"]["losses"][-1] < saved["ours"]["losses"][0]          # it learned
+    took = "each layer's parameters updated right after its backward pass"
+    assert took not in logs["upstream"]
+    assert took in logs["ours"], logs["ours"][-2000:]
