@@ -616,6 +616,42 @@ def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
         assert a.view(np.uint32).tolist() == b.view(np.uint32).tolist()
 
 
+
+def test_sgd_update_of_a_large_blob_on_two_threads_gives_upstreams_bits(tmp_path):
+    """Patch 0010 cuts the one-pass update of a blob of 2^16 values or more in
+    two, a half on each of patch 0008's two threads (each element's update is
+    alone). A blob of 257 x 509 weights (odd: a scalar tail in the second
+    half) trained with and without HEOBS_CAFFE_SGD_UPSTREAM=1 on two OpenBLAS
+    threads: every weight the same bits. Where 0008's threads do not run (its
+    probe finds no K step) the test says so and skips."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data" top: "target" '
+        'input_param { shape { dim: 16 dim: 509 } shape { dim: 16 dim: 3 } } }\n'
+        'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
+        'inner_product_param { num_output: 257 weight_filler { type: "gaussian" std: 0.05 } '
+        'bias_filler { type: "constant" value: 0.1 } } }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
+        'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
+        'inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.05 } } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "step" gamma: 0.1 '
+        'stepsize: 12 momentum: 0.9 momentum_burnin: 8 weight_decay: 0 max_iter: 25 '
+        f'snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU random_seed: 3\n')
+    runs = _train_both_ways(_SGD_RUN, tmp_path / "solver.prototxt", tmp_path,
+                            "HEOBS_CAFFE_SGD_UPSTREAM", OPENBLAS_NUM_THREADS="2")
+    logs = {way: log for way, (_, log) in runs.items()}
+    weights = {way: [arrays[f"arr_{i}"] for i in range(4)] for way, (arrays, _) in runs.items()}
+    assert np.abs(weights["upstream"][0] - runs["upstream"][0]["start"]).max() > 1e-3
+    for a, b in zip(weights["upstream"], weights["ours"]):
+        assert a.view(np.uint32).tolist() == b.view(np.uint32).tolist()
+    decision = [line for line in logs["ours"].splitlines() if "float GEMMs" in line]
+    assert len(decision) == 1, logs["ours"][-2000:]
+    if "two threads of ours" not in decision[0]:
+        pytest.skip("patch 0008's threads not running here: " + decision[0].split("] ", 1)[-1])
+    assert "own threads (ours give other bits)" not in logs["ours"]
+    assert "SGD update of 130813 values: one pass" in logs["ours"]
+
 # ---- patch 0007: dropout's loops on wide vectors, same bits -------------------------
 @pytest.mark.parametrize("ratio", [0.2, 0.3, 0.0])
 def test_dropout_forward_and_backward_are_upstreams_products_bit_for_bit(tmp_path, ratio):
