@@ -306,13 +306,17 @@ def test_caffes_gemm_is_correct_with_the_chosen_blas_kernel(tmp_path):
 
 @pytest.mark.parametrize("slope", [0.0, 0.1])
 @pytest.mark.parametrize("in_place", [True, False])
-def test_relu_backward_is_upstreams_formula_bit_for_bit(tmp_path, slope, in_place):
+@pytest.mark.parametrize("width", [1001, 10001])
+def test_relu_backward_is_upstreams_formula_bit_for_bit(tmp_path, slope, in_place, width):
     """Patch 0003 rewrote ReLU's CPU backward for speed; its gradient is
     upstream's top_diff * ((x > 0) + slope * (x <= 0)) exactly: zeros, signed
-    zeros and NaN inputs included, in place (as DEC's nets) or not."""
+    zeros and NaN inputs included, in place (as DEC's nets) or not; and the
+    forward is upstream's max(x, 0) + slope * min(x, 0). Patch 0011 runs
+    both on two threads from 2^16 units (7 x 10001, where patch 0008's
+    threads run): the same values."""
     caffe = engine.import_caffe()
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(7, 1001)).astype(np.float32)
+    x = rng.normal(size=(7, width)).astype(np.float32)
     x.flat[::97] = 0.0
     x.flat[1::97] = -0.0
     x.flat[2::97] = np.nan
@@ -321,12 +325,16 @@ def test_relu_backward_is_upstreams_formula_bit_for_bit(tmp_path, slope, in_plac
     (tmp_path / "relu.prototxt").write_text(
         'force_backward: true\n'
         'layer { name: "data" type: "Input" top: "data" '
-        'input_param { shape { dim: 7 dim: 1001 } } }\n'
+        f'input_param {{ shape {{ dim: 7 dim: {width} }} }} }}\n'
         f'layer {{ name: "relu" type: "ReLU" bottom: "data" top: "{top}" '
         f'relu_param {{ negative_slope: {slope} }} }}\n')
     net = caffe.Net(str(tmp_path / "relu.prototxt"), caffe.TEST)
     net.blobs["data"].data[...] = x
     net.forward()
+    ordinary = np.isfinite(x) & (x != 0)      # std::max / min and NumPy's agree there
+    want = np.maximum(x, 0) + np.float32(slope) * np.minimum(x, 0)
+    assert np.array_equal(net.blobs[top].data[ordinary].view(np.uint32),
+                          want[ordinary].view(np.uint32))
     net.blobs[top].diff[...] = top_diff
     net.backward()
     # In place, the backward sees the ReLU's output as its input, as upstream's does.
