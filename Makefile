@@ -116,7 +116,7 @@ mnist-data: install
 	$(if $(MNIST_DIR),,data_prep/fetch_mnist.sh $(DATA)/mnist-idx)
 	$(PY) -m data_prep data mnist --out $(DATA) --mnist-dir $(or $(MNIST_DIR),$(DATA)/mnist-idx)
 
-# All of MNIST, DEC's schedule (about 45 minutes on 2 CPU cores, dec/measured.json; GPU=0 for a GPU).
+# All of MNIST, DEC's schedule (about 40 minutes on 2 CPU cores, dec/measured.json; GPU=0 for a GPU).
 mnist: mnist-data
 	$(MAKE) reproduce-mnist
 
