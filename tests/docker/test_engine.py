@@ -589,19 +589,15 @@ _SGD_RUN = textwrap.dedent("""
 """)
 
 
-def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
-    """Patch 0006 updates a float parameter in one pass (history, diff and
-    data) where a probe shows upstream's four BLAS calls' bits for its count.
-    25 iterations through DEC's momentum burn-in and a step in the rate, with
-    and without HEOBS_CAFFE_SGD_UPSTREAM=1: every weight the same bits, and the
-    one pass taken for the 2^16 weights (no count so even leaves a kernel's
-    scalar tail, on any number of BLAS threads); the other counts (512 and 3
-    biases, 3 x 512 weights) take whichever path gives the bits."""
+def _sgd_net(tmp_path, inputs, units):
+    """A net of `inputs` → `units` (ReLU) → 3 and its solver (DEC's momentum
+    burn-in, a step in the rate, 25 iterations): the solver's path."""
     (tmp_path / "net.prototxt").write_text(
         'layer { name: "data" type: "Input" top: "data" top: "target" '
-        'input_param { shape { dim: 16 dim: 128 } shape { dim: 16 dim: 3 } } }\n'
+        f'input_param {{ shape {{ dim: 16 dim: {inputs} }} shape {{ dim: 16 dim: 3 }} }} }}\n'
         'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
-        'inner_product_param { num_output: 512 weight_filler { type: "gaussian" std: 0.05 } '
+        f'inner_product_param {{ num_output: {units} '
+        'weight_filler { type: "gaussian" std: 0.05 } '
         'bias_filler { type: "constant" value: 0.1 } } }\n'
         'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
         'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
@@ -611,7 +607,18 @@ def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
         f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "step" gamma: 0.1 '
         'stepsize: 12 momentum: 0.9 momentum_burnin: 8 weight_decay: 0 max_iter: 25 '
         f'snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU random_seed: 3\n')
-    runs = _train_both_ways(_SGD_RUN, tmp_path / "solver.prototxt", tmp_path,
+    return tmp_path / "solver.prototxt"
+
+
+def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
+    """Patch 0006 updates a float parameter in one pass (history, diff and
+    data) where a probe shows upstream's four BLAS calls' bits for its count.
+    25 iterations through DEC's momentum burn-in and a step in the rate, with
+    and without HEOBS_CAFFE_SGD_UPSTREAM=1: every weight the same bits, and the
+    one pass taken for the 2^16 weights (no count so even leaves a kernel's
+    scalar tail, on any number of BLAS threads); the other counts (512 and 3
+    biases, 3 x 512 weights) take whichever path gives the bits."""
+    runs = _train_both_ways(_SGD_RUN, _sgd_net(tmp_path, inputs=128, units=512), tmp_path,
                             "HEOBS_CAFFE_SGD_UPSTREAM")
     logs = {way: log for way, (_, log) in runs.items()}
     weights = {way: [arrays[f"arr_{i}"] for i in range(4)] for way, (arrays, _) in runs.items()}
@@ -624,7 +631,6 @@ def test_sgd_update_in_one_pass_gives_upstreams_bits(tmp_path):
         assert a.view(np.uint32).tolist() == b.view(np.uint32).tolist()
 
 
-
 def test_sgd_update_of_a_large_blob_on_two_threads_gives_upstreams_bits(tmp_path):
     """Patch 0010 cuts the one-pass update of a blob of 2^16 values or more in
     two, a half on each of patch 0008's two threads (each element's update is
@@ -632,21 +638,7 @@ def test_sgd_update_of_a_large_blob_on_two_threads_gives_upstreams_bits(tmp_path
     half) trained with and without HEOBS_CAFFE_SGD_UPSTREAM=1 on two OpenBLAS
     threads: every weight the same bits. Where 0008's threads do not run (its
     probe finds no K step) the test says so and skips."""
-    (tmp_path / "net.prototxt").write_text(
-        'layer { name: "data" type: "Input" top: "data" top: "target" '
-        'input_param { shape { dim: 16 dim: 509 } shape { dim: 16 dim: 3 } } }\n'
-        'layer { name: "a" type: "InnerProduct" bottom: "data" top: "a" '
-        'inner_product_param { num_output: 257 weight_filler { type: "gaussian" std: 0.05 } '
-        'bias_filler { type: "constant" value: 0.1 } } }\n'
-        'layer { name: "relu" type: "ReLU" bottom: "a" top: "a" }\n'
-        'layer { name: "b" type: "InnerProduct" bottom: "a" top: "b" '
-        'inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.05 } } }\n'
-        'layer { name: "loss" type: "EuclideanLoss" bottom: "b" bottom: "target" top: "loss" }\n')
-    (tmp_path / "solver.prototxt").write_text(
-        f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "step" gamma: 0.1 '
-        'stepsize: 12 momentum: 0.9 momentum_burnin: 8 weight_decay: 0 max_iter: 25 '
-        f'snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU random_seed: 3\n')
-    runs = _train_both_ways(_SGD_RUN, tmp_path / "solver.prototxt", tmp_path,
+    runs = _train_both_ways(_SGD_RUN, _sgd_net(tmp_path, inputs=509, units=257), tmp_path,
                             "HEOBS_CAFFE_SGD_UPSTREAM", OPENBLAS_NUM_THREADS="2")
     logs = {way: log for way, (_, log) in runs.items()}
     weights = {way: [arrays[f"arr_{i}"] for i in range(4)] for way, (arrays, _) in runs.items()}
@@ -703,22 +695,27 @@ def test_dropout_forward_and_backward_are_upstreams_products_bit_for_bit(tmp_pat
 
 
 # ---- patch 0008: float GEMMs on two threads of ours, same bits ----------------------
-_GEMM_RUN = textwrap.dedent("""
-    import sys
-    import numpy as np
-    from dec import engine
-    caffe = engine.import_caffe(quiet=False)
-    solver = caffe.SGDSolver(sys.argv[1])
-    rng = np.random.default_rng(11)
-    losses = []
-    for _ in range(6):
-        solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
-        solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
-        solver.step(1)
-        losses.append(float(solver.net.blobs["loss"].data))
-    np.savez(sys.argv[2], *[b.data for layer in solver.net.params.values() for b in layer],
-             losses=np.array(losses, np.float32))
-""")
+def _steps_run(iterations, seed):
+    """A script for _train_both_ways: `iterations` SGD steps of the solver
+    argv[1] on normal data and targets from `seed`; it saves every weight,
+    then every gradient (arr_0, arr_1, ...) and the losses."""
+    return textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from dec import engine
+        caffe = engine.import_caffe(quiet=False)
+        solver = caffe.SGDSolver(sys.argv[1])
+        rng = np.random.default_rng({seed})
+        losses = []
+        for _ in range({iterations}):
+            for blob in ("data", "target"):
+                solver.net.blobs[blob].data[...] = rng.normal(size=solver.net.blobs[blob].shape)
+            solver.step(1)
+            losses.append(float(solver.net.blobs["loss"].data))
+        blobs = [b for layer in solver.net.params.values() for b in layer]
+        np.savez(sys.argv[2], *[b.data for b in blobs], *[b.diff for b in blobs],
+                 losses=np.array(losses, np.float32))
+    """)
 
 
 def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
@@ -752,7 +749,7 @@ def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
         f'net: "{tmp_path}/net.prototxt" base_lr: 0.01 lr_policy: "fixed" momentum: 0.9 '
         f'weight_decay: 0 max_iter: 6 snapshot: 0 snapshot_prefix: "{tmp_path}/s" '
         'solver_mode: CPU random_seed: 5\n')
-    runs = _train_both_ways(_GEMM_RUN, tmp_path / "solver.prototxt", tmp_path,
+    runs = _train_both_ways(_steps_run(6, seed=11), tmp_path / "solver.prototxt", tmp_path,
                             "HEOBS_CAFFE_GEMM_UPSTREAM", OPENBLAS_NUM_THREADS="2")
     saved = {way: arrays for way, (arrays, _) in runs.items()}
     logs = {way: log for way, (_, log) in runs.items()}
@@ -827,25 +824,6 @@ def test_a_forked_child_runs_its_own_products_with_the_same_bits(tmp_path):
 
 
 # ---- patch 0009: each layer's update right after its backward pass -----------------
-_LAYER_UPDATE_RUN = textwrap.dedent("""
-    import sys
-    import numpy as np
-    from dec import engine
-    caffe = engine.import_caffe(quiet=False)
-    solver = caffe.SGDSolver(sys.argv[1])
-    rng = np.random.default_rng(13)
-    losses = []
-    for _ in range(14):
-        solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
-        solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
-        solver.step(1)
-        losses.append(float(solver.net.blobs["loss"].data))
-    blobs = [b for layer in solver.net.params.values() for b in layer]
-    np.savez(sys.argv[2], *[b.data for b in blobs], *[b.diff for b in blobs],
-             losses=np.array(losses, np.float32))
-""")
-
-
 @pytest.mark.parametrize("shared", [False, True])
 def test_each_layers_update_after_its_backward_gives_upstreams_bits(tmp_path, shared):
     """Patch 0009 updates each layer's parameters right after the layer's
@@ -879,7 +857,7 @@ def test_each_layers_update_after_its_backward_gives_upstreams_bits(tmp_path, sh
         'stepvalue: 5 stepvalue: 9 momentum: 0.9 momentum_burnin: 6 weight_decay: 0.001 '
         f'max_iter: 14 snapshot: 0 snapshot_prefix: "{tmp_path}/s" solver_mode: CPU '
         'random_seed: 3\n')
-    runs = _train_both_ways(_LAYER_UPDATE_RUN, tmp_path / "solver.prototxt", tmp_path,
+    runs = _train_both_ways(_steps_run(14, seed=13), tmp_path / "solver.prototxt", tmp_path,
                             "HEOBS_CAFFE_UPDATE_UPSTREAM")
     saved = {way: arrays for way, (arrays, _) in runs.items()}
     logs = {way: log for way, (_, log) in runs.items()}
