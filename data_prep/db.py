@@ -47,6 +47,34 @@ def to_datum(x, label=0):
     return datum
 
 
+def float_records(samples, labels=None):
+    """The serialized Datums of N float samples, as to_datum(x, label) makes
+    them, byte for byte, for all N at once: protobuf writes the fields in
+    number order, float_data (a packed run of little-endian floats) last, so
+    a record is a Datum of zeros with the sample's bytes in place of the
+    zeros. Storing DEC's target each round took 0.1 s in to_datum alone."""
+    samples = np.asarray(samples)
+    n = len(samples)
+    rows = np.ascontiguousarray(samples.reshape(n, -1), dtype="<f4").view(np.uint8)
+    width = rows.shape[1]
+    labels = np.zeros(n, np.int64) if labels is None else np.asarray(labels)
+    if len(labels) != n:
+        raise ValueError(f"{n} samples but {len(labels)} labels")
+    records = [None] * n
+    for label in np.unique(labels):
+        zeros = to_datum(np.zeros(width // 4, np.float32), label).SerializeToString()
+        prefix = np.frombuffer(zeros[:len(zeros) - width], np.uint8)
+        where = np.flatnonzero(labels == label)
+        block = np.empty((len(where), len(prefix) + width), np.uint8)
+        block[:, :len(prefix)] = prefix
+        block[:, len(prefix):] = rows[where]
+        size = block.shape[1]
+        flat = block.tobytes()
+        for j, i in enumerate(where):
+            records[i] = flat[j * size:(j + 1) * size]
+    return records
+
+
 def from_datum(datum):
     """The array of a Datum: float_data as float32 (D,), data as uint8 (C,H,W)."""
     if len(datum.float_data):
@@ -91,7 +119,11 @@ class Writer:
         self.count = 0
 
     def put(self, index, x, label=0):
-        self.wb.put(key(index), to_datum(x, label).SerializeToString())
+        self.put_record(index, to_datum(x, label).SerializeToString())
+
+    def put_record(self, index, record):
+        """A serialized Datum (float_records) under key(index)."""
+        self.wb.put(key(index), record)
         self.count += 1
         if self.count % self.batch_size == 0:
             self.wb.write()
@@ -130,8 +162,15 @@ def write_db(path, samples, labels=None, start=0):
 
     Records get keys start, start+1, ... Returns the number written."""
     with Writer(path) as writer:
-        for i, x in enumerate(samples):
-            writer.put(start + i, x, 0 if labels is None else labels[i])
+        if isinstance(samples, np.ndarray) and np.issubdtype(samples.dtype, np.floating) \
+                and samples.ndim > 1 and samples.size:
+            if labels is not None and len(labels) != len(samples):
+                raise ValueError(f"{path}: {len(samples)} samples but {len(labels)} labels")
+            for i, record in enumerate(float_records(samples, labels)):
+                writer.put_record(start + i, record)
+        else:
+            for i, x in enumerate(samples):
+                writer.put(start + i, x, 0 if labels is None else labels[i])
         if labels is not None and len(labels) != writer.count:
             raise ValueError(f"{path}: {writer.count} samples but {len(labels)} labels")
     return writer.count

@@ -116,10 +116,17 @@ class ClusterRun:
         q, _ = multi_t.soft_assignment(features, centres, alpha=self.sched.alpha)
         return features, q
 
+    def store_target(self, q):
+        """dec.py's target p from q, written as the label database."""
+        db.write_db(self.label_db, multi_t.target_distribution(q).astype(np.float32))
+
     def train_round(self, state, q):
+        self.store_target(q)
+        return self.train(state)
+
+    def train(self, state):
+        """update_interval iterations from the round's weights on the stored target."""
         sched = self.sched
-        p = multi_t.target_distribution(q).astype(np.float32)
-        db.write_db(self.label_db, p)
         seek = db.KEY_FORMAT.format(state["seek"])
         write_text(self.net_file, nets.dec_net(sched.dims, self.n_clusters, sched,
                                                  self.total_db, self.label_db, seek))

@@ -88,6 +88,42 @@ def test_float_data_is_written_packed():
     np.testing.assert_array_equal(db.from_datum(db.Datum.FromString(raw)), x)
 
 
+def test_float_records_are_to_datums_bytes_all_at_once():
+    """float_records builds N records at once: byte for byte what to_datum
+    serializes sample by sample — any shape, labels that vary (negative ones
+    take a 10-byte varint), float64 input rounded to float32 as to_datum does,
+    infinities, -0 and a subnormal."""
+    rng = np.random.default_rng(3)
+    cases = [(rng.normal(size=(50, 10)).astype(np.float32), None),
+             (rng.normal(size=(40, 3, 4)).astype(np.float32), rng.integers(-3, 300, 40)),
+             (rng.normal(size=(7, 784)), np.array([0, 1, 2 ** 31 - 1, -2 ** 31, 5, 5, 0]))]
+    for x, labels in cases:
+        x.flat[:4] = [np.inf, -0.0, 1e-45, -np.inf]
+        want = [db.to_datum(x[i], 0 if labels is None else labels[i]).SerializeToString()
+                for i in range(len(x))]
+        assert db.float_records(x, labels) == want
+    with pytest.raises(ValueError, match="3 samples but 2 labels"):
+        db.float_records(np.zeros((3, 2), np.float32), [0, 1])
+
+
+def test_write_db_stores_float_arrays_as_to_datum_would(tmp_path):
+    """write_db's all-at-once path for a float array and its one-by-one path
+    for an iterable of samples give the same store, key for key."""
+    import plyvel
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=30)
+    db.write_db(tmp_path / "array", x, y, start=5)
+    db.write_db(tmp_path / "samples", iter(x), y, start=5)
+    stores = [plyvel.DB(str(tmp_path / name)) for name in ("array", "samples")]
+    try:
+        array, samples = (list(store.iterator()) for store in stores)
+    finally:
+        for store in stores:
+            store.close()
+    assert array == samples and array[0][0] == b"00000005"
+
+
 def test_a_store_in_the_older_layout_is_told_apart(tmp_path):
     """A store whose float_data carries a tag before every float (data_prep
     before f74e7f6) is found; ours, an image store and an empty one are not.

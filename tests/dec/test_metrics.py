@@ -27,6 +27,20 @@ def test_soft_assignment_is_dec_tmm_transform():
     np.testing.assert_allclose(q, r, rtol=1e-12)
 
 
+def test_soft_assignment_in_blocks_of_rows_is_bit_for_bit_the_whole(monkeypatch):
+    """Many samples are assigned ROWS_AT_A_TIME at a time; each row is its own
+    arithmetic, so q and w are those of one pass over all rows, every bit
+    (DEC's q decides when the loop stops)."""
+    rng = np.random.default_rng(5)
+    z, mu, s = rng.normal(size=(5000, 10)) * 3, rng.normal(size=(10, 10)), rng.random((10, 10)) + .5
+    for alpha, var in [(1.0, None), (0.7, s)]:
+        blocks = multi_t.soft_assignment(z, mu, var, alpha)
+        monkeypatch.setattr(multi_t, "ROWS_AT_A_TIME", len(z))
+        whole = multi_t.soft_assignment(z, mu, var, alpha)
+        monkeypatch.undo()
+        assert all(np.array_equal(a, b) for a, b in zip(blocks, whole))
+
+
 def test_cluster_acc_is_one_for_permuted_labels():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 6, size=200)
