@@ -142,8 +142,12 @@ class ClusterRun:
                            progress=False)
         return out, loss
 
+    def next_seek(self, seek):
+        """Where the next round's data layers start: a round reads batch x interval."""
+        return (seek + self.sched.batch_size * self.sched.update_interval) % len(self.x)
+
     def run(self, autoencoder_weights):
-        sched, n = self.sched, len(self.x)
+        sched = self.sched
         state = self.load_state()
         if state is None:
             state = self.start(autoencoder_weights)
@@ -186,8 +190,7 @@ class ClusterRun:
             row["loss"] = round(loss, 6)
             row["seconds"] = round(time.perf_counter() - started, 3)
             state.update(round=state["round"] + 1, weights=out.name, y_pred_last=y_pred,
-                         seek=(state["seek"] + sched.batch_size * sched.update_interval) % n,
-                         history=state["history"] + [row])
+                         seek=self.next_seek(state["seek"]), history=state["history"] + [row])
             self.save_state(state)
         _atomic_npy(self.dir / "q.npy", q.astype(np.float32))
         _atomic_npy(self.dir / "embedding.npy", features.astype(np.float32))

@@ -200,7 +200,7 @@ def main(argv=None):
             rounds.append((finished - started, embedded - started, targeted - embedded,
                            finished - targeted))
             state.update(round=state["round"] + 1, weights=out.name,
-                         seek=(state["seek"] + sched.batch_size * sched.update_interval) % n)
+                         seek=run.next_seek(state["seek"]))
         dec_round, embed_s, target_s, train_s = min(rounds)
         trip_after = core_round_trip_ns(round_trip)
 

@@ -765,7 +765,7 @@ def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
 
 
 _GEMM_FORK_RUN = textwrap.dedent("""
-    import os, sys, time
+    import os, sys, threading, time
     import numpy as np
     from dec import engine
     caffe = engine.import_caffe(quiet=False)
@@ -776,11 +776,26 @@ _GEMM_FORK_RUN = textwrap.dedent("""
             solver.net.blobs["data"].data[...] = rng.normal(size=solver.net.blobs["data"].shape)
             solver.net.blobs["target"].data[...] = rng.normal(size=solver.net.blobs["target"].shape)
             solver.step(1)
-    steps(3)            # our worker runs
-    time.sleep(0.4)     # and goes to sleep on its condition (after 100 ms idle)
+    def others_asleep():
+        # Every thread but this one blocked (state S): our worker on its
+        # condition after its awake time, OpenBLAS's after theirs.
+        me, states = str(threading.get_native_id()), []
+        for tid in os.listdir("/proc/self/task"):
+            if tid != me:
+                with open(f"/proc/self/task/{tid}/stat") as stat:
+                    states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        return all(state == "S" for state in states)
+    def until_others_asleep(seconds=60):
+        deadline = time.monotonic() + seconds
+        while not others_asleep():
+            if time.monotonic() > deadline:
+                sys.exit(f"pid {os.getpid()}: threads still awake after {seconds} s")
+            time.sleep(0.01)
+    steps(3)                # our worker runs
+    until_others_asleep()   # and goes to sleep on its condition (after 100 ms idle)
     pid = os.fork()
-    steps(3)            # parent and child: the same steps from the same state
-    time.sleep(0.4)     # the child's own worker asleep too: the next product wakes it
+    steps(3)                # parent and child: the same steps from the same state
+    until_others_asleep()   # the child's own worker asleep too: the next product wakes it
     steps(2)
     weights = np.concatenate([b.data.ravel() for layer in solver.net.params.values()
                               for b in layer])
