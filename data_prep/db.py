@@ -18,6 +18,7 @@ import plyvel
 from .datum import Datum
 
 KEY_FORMAT = "{:08}"  # dec.py write_db / update_db
+WRITE_BATCH = 4096    # records a LevelDB write batch takes
 # Blocks stored as they are, not snappy-compressed (LevelDB's default): the
 # Data layer reads a batch on the training thread (nets.data_layers), and
 # decompressing it took longer than the batch's GEMMs on a small net. Float
@@ -109,7 +110,7 @@ class Writer:
     on an error (or abort()) the temporary store is removed and `path` keeps
     what it had. Use as a context manager."""
 
-    def __init__(self, path, batch=4096):
+    def __init__(self, path, batch=WRITE_BATCH):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix=self.path.name + ".tmp-", dir=self.path.parent)
@@ -166,8 +167,13 @@ def write_db(path, samples, labels=None, start=0):
                 and samples.ndim > 1 and samples.size:
             if labels is not None and len(labels) != len(samples):
                 raise ValueError(f"{path}: {len(samples)} samples but {len(labels)} labels")
-            for i, record in enumerate(float_records(samples, labels)):
-                writer.put_record(start + i, record)
+            # A write batch of records at a time: memory stays that of one batch.
+            for first in range(0, len(samples), writer.batch_size):
+                last = first + writer.batch_size
+                records = float_records(samples[first:last],
+                                        None if labels is None else labels[first:last])
+                for i, record in enumerate(records, start + first):
+                    writer.put_record(i, record)
         else:
             for i, x in enumerate(samples):
                 writer.put(start + i, x, 0 if labels is None else labels[i])

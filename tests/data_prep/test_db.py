@@ -107,12 +107,14 @@ def test_float_records_are_to_datums_bytes_all_at_once():
 
 
 def test_write_db_stores_float_arrays_as_to_datum_would(tmp_path):
-    """write_db's all-at-once path for a float array and its one-by-one path
-    for an iterable of samples give the same store, key for key."""
+    """write_db's path for a float array (a write batch of records at a
+    time) and its one-by-one path for an iterable of samples give the same
+    store, key for key, across a batch's end."""
     import plyvel
     rng = np.random.default_rng(4)
-    x = rng.normal(size=(30, 6)).astype(np.float32)
-    y = rng.integers(0, 4, size=30)
+    n = db.WRITE_BATCH + 5
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = rng.integers(0, 4, size=n)
     db.write_db(tmp_path / "array", x, y, start=5)
     db.write_db(tmp_path / "samples", iter(x), y, start=5)
     stores = [plyvel.DB(str(tmp_path / name)) for name in ("array", "samples")]
@@ -121,7 +123,7 @@ def test_write_db_stores_float_arrays_as_to_datum_would(tmp_path):
     finally:
         for store in stores:
             store.close()
-    assert array == samples and array[0][0] == b"00000005"
+    assert array == samples and len(array) == n and array[0][0] == b"00000005"
 
 
 def test_a_store_in_the_older_layout_is_told_apart(tmp_path):
