@@ -721,11 +721,13 @@ def _steps_run(iterations, seed):
 def test_float_gemms_on_two_threads_of_ours_give_openblas_bits(tmp_path):
     """Patch 0008 cuts each float product that OpenBLAS would run on its two
     threads into two halves of C (its columns; its rows where it has under 64
-    columns), each a one-thread OpenBLAS call on a thread of ours, K in
-    OpenBLAS's threaded steps, where a probe and a check of each shape's first
-    call show OpenBLAS's two-thread bits. Shapes that take every path — K
-    above 2Q and between Q and 2Q, wide products (columns split: a, c
-    forward), narrow ones (rows split: c's weight gradient, 300 x 40; neither
+    columns, and with 0012 where A comes transposed: the weight gradients),
+    each a one-thread OpenBLAS call on a thread of ours, K in OpenBLAS's
+    threaded steps, where a probe and a check of each shape's first call show
+    OpenBLAS's two-thread bits. Shapes that take every path — K above 2Q and
+    between Q and 2Q, wide products (columns split: a, c forward), weight
+    gradients (rows split: a's, 700 x 1500), narrow ones (rows split: c's
+    weight gradient, 300 x 40; neither
     wide nor tall, K cut on the calling thread: b forward, 48 x 40), the bias
     gradients' GEMVs (cut as OpenBLAS's threaded GEMV cuts them), small
     products OpenBLAS keeps on one thread — trained with and without
